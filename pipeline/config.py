@@ -1,0 +1,214 @@
+"""Configuration: defaults live in frozen dataclasses here; `configs/*.yaml` override them.
+
+Unknown keys, wrong types and unreadable YAML are errors (one line, naming the file and key).
+The resolved config (defaults + overrides) is what gets saved with every model and logged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pipeline import REPO_ROOT, TOPICS
+from pipeline.cli import UserError
+
+CONFIG_DIR = REPO_ROOT / "configs"
+DATA_DIR_ENV = "HEADLINE_DATA_DIR"
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    # Folder holding the shared data; $HEADLINE_DATA_DIR overrides it. Relative to the repo root.
+    data_dir: str | None = None
+    # KLUE-YNAT train CSV (guid,title,label,...), relative to data_dir. null: load klue/klue:ynat
+    # from the Hugging Face Hub through `datasets` (needs network).
+    ynat_csv: str | None = "ynat/ynat_train.csv"
+    ynat_hub_id: str = "klue/klue"
+    ynat_hub_config: str = "ynat"
+    # Listing exports (CSV: title, section, date or listed_on, site); globs relative to data_dir.
+    listing_csvs: tuple[str, ...] = ("listings/*.csv",)
+    # Saved listing pages: ranknews-style text (번호 제목 글쓴이 날짜 rows) or HTML board/list pages.
+    pages: tuple[str, ...] = ("listings/*.txt", "listings/*.html", "listings/*.htm")
+    # Gold labels, evaluation only (title, label, source); null skips gold evaluation.
+    gold_tsv: str | None = "gold/dev.tsv"
+    # Stage outputs, relative to the repo root.
+    headlines_csv: str = "data/interim/headlines.csv"
+    labeled_csv: str = "data/processed/labeled.csv"
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str  # reported in per-rule counts and stored with every label it produces
+    label: str  # one of TOPICS
+    patterns: tuple[str, ...]  # regexes over the normalised headline; any match votes
+    exclude: tuple[str, ...] = ()  # regexes that veto this rule's vote
+    priority: int = 1  # conflict policy: the highest-priority votes win (see label.py)
+
+
+@dataclass(frozen=True)
+class LabelConfig:
+    # Source section -> topic (YNAT label column, listing `section` column). Rule name: section:<name>.
+    section_map: dict[str, str] = field(default_factory=lambda: {
+        "정치": "politics", "경제": "business", "스포츠": "sports",
+        "Politics": "politics", "Economic": "business",
+    })
+    section_priority: int = 1  # priority of section-map votes against keyword rules
+    rules: tuple[Rule, ...] = ()
+
+
+@dataclass(frozen=True)
+class TfidfConfig:
+    char_ngram_min: int = 1  # character n-grams inside word boundaries (char_wb)
+    char_ngram_max: int = 4
+    use_morphemes: bool = True  # add Kiwi morpheme unigrams/bigrams as a second feature block
+    morph_ngram_max: int = 2
+    min_df: int = 2  # drop n-grams seen in fewer headlines (noise, names)
+    max_features: int | None = 400_000  # per feature block
+    sublinear_tf: bool = True
+    C: float = 4.0  # inverse regularisation strength of the logistic regression
+    class_weight: str | None = "balanced"  # crime is rare: weight classes inversely to frequency
+    max_iter: int = 3000
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str = "tfidf"  # model kind: tfidf
+    seed: int = 13  # split and model seed
+    val_fraction: float = 0.1  # stratified held-out share of the labeled rows
+    experiment: str = "headline-topics"  # MLflow experiment name
+    models_dir: str = "models"  # exports go to <models_dir>/<kind>; <models_dir>/current is the default
+
+
+def load_config(cls: type[T], path: Path | str | None = None, overrides: dict | None = None) -> T:
+    """Defaults of `cls`, overridden by the YAML file at `path` (if given) and then `overrides`."""
+    data: dict = {}
+    where = "defaults"
+    if path is not None:
+        path = Path(path)
+        where = str(path)
+        data = _read_yaml(path)
+    data.update(overrides or {})
+    return from_dict(cls, data, where)
+
+
+def config_dict(cfg: Any) -> dict:
+    """Plain-data form of a config, for JSON/MLflow."""
+    return dataclasses.asdict(cfg)
+
+
+def data_root(cfg: DataConfig) -> Path:
+    """Where the shared data lives: $HEADLINE_DATA_DIR, else data_dir from the config."""
+    root = os.environ.get(DATA_DIR_ENV) or cfg.data_dir
+    if not root:
+        raise UserError(f"data folder not set: export {DATA_DIR_ENV}=/path/to/data or set data_dir in "
+                        "configs/data.yaml")
+    path = Path(root)
+    path = path if path.is_absolute() else REPO_ROOT / path
+    if not path.is_dir():
+        raise UserError(f"data folder {path} does not exist (set {DATA_DIR_ENV} or data_dir in "
+                        "configs/data.yaml)")
+    return path
+
+
+def repo_path(rel: str) -> Path:
+    path = Path(rel)
+    return path if path.is_absolute() else REPO_ROOT / path
+
+
+def _read_yaml(path: Path) -> dict:
+    import yaml
+
+    if not path.is_file():
+        raise UserError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"{path}: not valid YAML ({first})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping of keys to values at the top level")
+    return data
+
+
+def from_dict(cls: type[T], data: Any, where: str) -> T:
+    if not isinstance(data, dict):
+        raise UserError(f"{where}: expected a mapping for {cls.__name__}, got {type(data).__name__}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise UserError(f"{where}: unknown key(s) {', '.join(map(str, unknown))} "
+                        f"(known: {', '.join(sorted(names))})")
+    hints = typing.get_type_hints(cls)
+    values = {key: _coerce(hints[key], value, f"{where}: {key}") for key, value in data.items()}
+    try:
+        cfg = cls(**values)
+    except TypeError as err:
+        raise UserError(f"{where}: {err}") from None
+    _validate(cfg, where)
+    return cfg
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    """Check `value` against a field's type hint, turning YAML lists into tuples."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(arg, value, where)
+            except UserError as err:
+                errors.append(str(err))
+        raise UserError(errors[0])
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise UserError(f"{where}: expected a list, got {type(value).__name__}")
+        return tuple(_coerce(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise UserError(f"{where}: expected a mapping, got {type(value).__name__}")
+        return {_coerce(args[0], k, where): _coerce(args[1], v, f"{where}.{k}") for k, v in value.items()}
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, where)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        raise UserError(f"{where}: expected {hint.__name__}, got {type(value).__name__} ({value!r})")
+    return value
+
+
+def _validate(cfg: Any, where: str) -> None:
+    """Cross-field checks that types alone cannot express."""
+    labels: list[str] = []
+    if isinstance(cfg, Rule):
+        labels = [cfg.label]
+        if not cfg.patterns:
+            raise UserError(f"{where}: rule {cfg.name} has no patterns")
+        import re
+
+        for pattern in cfg.patterns + cfg.exclude:
+            try:
+                re.compile(pattern)
+            except re.error as err:
+                raise UserError(f"{where}: rule {cfg.name}: bad regex {pattern!r} ({err})") from None
+    if isinstance(cfg, LabelConfig):
+        labels = list(cfg.section_map.values())
+        names = [r.name for r in cfg.rules]
+        if len(set(names)) != len(names):
+            raise UserError(f"{where}: rule names must be unique")
+    bad = sorted(set(labels) - set(TOPICS))
+    if bad:
+        raise UserError(f"{where}: unknown topic(s) {', '.join(bad)} (topics: {', '.join(TOPICS)})")
+    if isinstance(cfg, TrainConfig) and not 0 < cfg.val_fraction < 0.5:
+        raise UserError(f"{where}: val_fraction must be between 0 and 0.5")

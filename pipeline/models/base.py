@@ -1,0 +1,88 @@
+"""The one model interface: fit, predict_proba, save(dir), load(dir).
+
+A saved model directory is self-describing: model.json holds kind, labels, resolved config,
+metrics and versions; the kind's own files sit beside it. Models take raw headlines and normalise
+them themselves (pipeline.text), so training and prediction can never disagree on the text.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from pipeline.cli import UserError
+from pipeline.text import normalize_title
+
+META_FILE = "model.json"
+
+
+class TopicModel(ABC):
+    kind: ClassVar[str]
+
+    def __init__(self, config: Any, labels: Sequence[str] = ()):
+        self.config = config
+        self.labels: tuple[str, ...] = tuple(labels)
+        self.metrics: dict[str, float] = {}  # filled by training, saved with the model
+        self.info: dict[str, Any] = {}  # provenance (data hash, checkpoint, ...), saved with the model
+
+    @abstractmethod
+    def fit(self, titles: Sequence[str], labels: Sequence[str], seed: int = 0) -> TopicModel:
+        """Train on raw headlines and their topics; `seed` makes the run repeatable."""
+
+    @abstractmethod
+    def predict_proba(self, titles: Sequence[str]) -> np.ndarray:
+        """(n, len(self.labels)) probabilities for raw headlines."""
+
+    @abstractmethod
+    def _save_weights(self, model_dir: Path) -> None: ...
+
+    @abstractmethod
+    def _load_weights(self, model_dir: Path) -> None: ...
+
+    @staticmethod
+    def texts(titles: Sequence[str]) -> list[str]:
+        return [normalize_title(t).text for t in titles]
+
+    def save(self, model_dir: Path) -> None:
+        from dataclasses import asdict
+
+        model_dir.mkdir(parents=True, exist_ok=True)
+        self._save_weights(model_dir)
+        meta = {
+            "kind": self.kind,
+            "labels": list(self.labels),
+            "config": asdict(self.config),
+            "metrics": self.metrics,
+            "info": self.info,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "python": platform.python_version(),
+        }
+        (model_dir / META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
+
+    @classmethod
+    def load(cls, model_dir: Path) -> TopicModel:
+        from pipeline.config import from_dict
+        from pipeline.models import read_meta
+
+        meta = read_meta(model_dir)
+        if meta["kind"] != cls.kind:
+            raise UserError(f"{model_dir} holds a {meta['kind']} model, not {cls.kind}")
+        model = cls(from_dict(cls.config_class(), meta.get("config", {}), f"{model_dir}/{META_FILE}"), meta["labels"])
+        model.metrics = meta.get("metrics", {})
+        model.info = meta.get("info", {})
+        try:
+            model._load_weights(model_dir)
+        except Exception as err:  # truncated or foreign files: say which directory, not a traceback
+            raise UserError(f"{model_dir}: cannot load model weights ({type(err).__name__}: {err})") from None
+        return model
+
+    @classmethod
+    @abstractmethod
+    def config_class(cls) -> type: ...

@@ -1,0 +1,159 @@
+"""Train: labeled headlines -> a fitted model, evaluated, tracked in MLflow and exported.
+
+    python -m pipeline.train [--model tfidf] [--config configs/train.yaml]
+
+Reads data/processed/labeled.csv (make label), splits it deterministically (seeded, stratified),
+fits the model kind's config (configs/<kind>.yaml), evaluates on the held-out split and on the gold
+set, logs the run (pipeline.tracking) and only then swaps the model into models/<kind> and points
+models/current at it. Any failure before that leaves the previous model in place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline import TOPICS
+from pipeline.cli import UserError, run
+from pipeline.config import (
+    CONFIG_DIR,
+    DataConfig,
+    LabelConfig,
+    TrainConfig,
+    config_dict,
+    load_config,
+    repo_path,
+)
+from pipeline.evaluate import Evaluation, evaluate, format_report
+from pipeline.io import point_link, read_csv, replace_dir, sha256_lines
+from pipeline.label import COLUMNS as LABELED_COLUMNS
+from pipeline.label import read_gold, rule_counts
+from pipeline.models import model_class
+from pipeline.models.base import TopicModel
+from pipeline.text import normalize_title
+
+
+@dataclass
+class TrainResult:
+    model: TopicModel
+    metrics: dict[str, float]
+    configs: dict[str, dict]  # resolved configs by name: train, model, data, labels
+    data_info: dict[str, str | int]  # training-data hash and size
+    label_counts: dict[str, int]  # labels produced per rule, for the whole labeled table
+    evaluations: dict[str, Evaluation] = field(default_factory=dict)  # "val", "gold"
+
+
+def training_rows(labeled: list[dict], forbidden_keys: set[str]) -> list[dict]:
+    """Rows with a topic; refuses to go on if any gold headline slipped into them."""
+    rows = [r for r in labeled if r["label"] in TOPICS]
+    leaked = [r["title"] for r in rows if r["key"] in forbidden_keys]
+    if leaked:
+        raise UserError(f"{len(leaked)} gold headline(s) in the training table (e.g. {leaked[0]!r}); rerun make label")
+    return rows
+
+
+def split(rows: list[dict], val_fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
+    from sklearn.model_selection import train_test_split
+
+    counts = {t: sum(r["label"] == t for r in rows) for t in TOPICS}
+    missing = [t for t, n in counts.items() if n < 2]
+    if missing:
+        raise UserError(f"too few labeled headlines for {', '.join(missing)} (need at least 2 each)")
+    return train_test_split(rows, test_size=val_fraction, random_state=seed, stratify=[r["label"] for r in rows])
+
+
+def data_fingerprint(rows: list[dict]) -> dict[str, str | int]:
+    lines = sorted(f"{r['key']}\t{r['label']}" for r in rows)
+    return {"train_data_sha256": sha256_lines(lines), "train_data_rows": len(rows)}
+
+
+def score(model: TopicModel, titles: list[str], labels: list[str], prefix: str) -> Evaluation:
+    start = time.perf_counter()
+    proba = model.predict_proba(titles)
+    seconds = time.perf_counter() - start
+    result = evaluate(titles, labels, proba, model.labels, prefix)
+    result.metrics[f"{prefix}_headlines_per_second"] = len(titles) / max(seconds, 1e-9)
+    return result
+
+
+def train(model: TopicModel, labeled: list[dict], gold: list[dict], cfg: TrainConfig) -> TrainResult:
+    """Pure core: fit `model` on the labeled rows and evaluate it; writes nothing."""
+    gold_keys = {normalize_title(g["title"]).key for g in gold}
+    rows = training_rows(labeled, gold_keys)
+    train_rows, val_rows = split(rows, cfg.val_fraction, cfg.seed)
+    start = time.perf_counter()
+    model.fit([r["title"] for r in train_rows], [r["label"] for r in train_rows], seed=cfg.seed)
+    metrics = {"train_seconds": time.perf_counter() - start, "train_rows": float(len(train_rows)),
+               "val_rows": float(len(val_rows))}
+    evaluations = {"val": score(model, [r["title"] for r in val_rows], [r["label"] for r in val_rows], "val")}
+    if gold:
+        evaluations["gold"] = score(model, [g["title"] for g in gold], [g["label"] for g in gold], "gold")
+    for evaluation in evaluations.values():
+        metrics.update(evaluation.metrics)
+    model.metrics = metrics
+    model.info = {**data_fingerprint(rows), "train_config": config_dict(cfg)}
+    return TrainResult(model=model, metrics=metrics, configs={}, data_info=data_fingerprint(rows),
+                       label_counts=dict(rule_counts(labeled)), evaluations=evaluations)
+
+
+def export(result: TrainResult, cfg: TrainConfig, log: bool = True) -> Path:
+    """Save to a staging dir, log to MLflow, then swap into models/<kind> and point models/current."""
+    models_dir = repo_path(cfg.models_dir)
+    models_dir.mkdir(parents=True, exist_ok=True)
+    kind = result.model.kind
+    staging = models_dir / f".staging-{kind}"
+    shutil.rmtree(staging, ignore_errors=True)
+    final = models_dir / kind
+    try:
+        if log:
+            from pipeline import tracking
+
+            with tracking.training_run(cfg.experiment, kind) as run_id:
+                result.model.info["mlflow_run_id"] = run_id
+                result.model.save(staging)
+                tracking.log_result(result, staging)
+        else:
+            result.model.save(staging)
+        replace_dir(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    point_link(models_dir / "current", kind)
+    return final
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=CONFIG_DIR / "train.yaml", type=Path)
+    parser.add_argument("--model", help="model kind (overrides train.yaml)")
+    parser.add_argument("--model-config", type=Path, help="model hyper-parameters (default configs/<kind>.yaml)")
+    parser.add_argument("--data", default=CONFIG_DIR / "data.yaml", type=Path)
+    parser.add_argument("--labels", default=CONFIG_DIR / "labels.yaml", type=Path)
+    parser.add_argument("--no-mlflow", action="store_true", help="export without logging a run")
+    args = parser.parse_args()
+
+    cfg = load_config(TrainConfig, args.config, {"model": args.model} if args.model else None)
+    cls = model_class(cfg.model)
+    model_cfg = load_config(cls.config_class(), args.model_config or CONFIG_DIR / f"{cfg.model}.yaml")
+    data_cfg = load_config(DataConfig, args.data)
+    label_cfg = load_config(LabelConfig, args.labels)
+    labeled_path = repo_path(data_cfg.labeled_csv)
+    if not labeled_path.is_file():
+        raise UserError(f"no labeled data at {labeled_path}; run `make label` first")
+    labeled = read_csv(labeled_path, required=LABELED_COLUMNS)
+
+    print(f"training {cfg.model} on {labeled_path} ...", flush=True)
+    result = train(cls(model_cfg), labeled, read_gold(data_cfg), cfg)
+    result.configs = {"train": config_dict(cfg), "model": config_dict(model_cfg),
+                      "data": config_dict(data_cfg), "labels": config_dict(label_cfg)}
+    final = export(result, cfg, log=not args.no_mlflow)
+    for name, evaluation in result.evaluations.items():
+        print(format_report(evaluation, name))
+    print(f"trained in {result.metrics['train_seconds']:.1f} s on {int(result.metrics['train_rows'])} headlines "
+          f"-> {final}" + (f" (MLflow run {result.model.info['mlflow_run_id']})" if not args.no_mlflow else ""))
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,56 @@
+import pytest
+
+from pipeline.cli import UserError
+from pipeline.config import CONFIG_DIR, DataConfig, LabelConfig, TfidfConfig, TrainConfig, load_config
+
+
+@pytest.mark.parametrize("cls, name", [(DataConfig, "data"), (LabelConfig, "labels"), (TfidfConfig, "tfidf"),
+                                       (TrainConfig, "train")])
+def test_repo_configs_load(cls, name):
+    assert isinstance(load_config(cls, CONFIG_DIR / f"{name}.yaml"), cls)
+
+
+def write(tmp_path, text):
+    path = tmp_path / "c.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_yaml_overrides_defaults(tmp_path):
+    cfg = load_config(TfidfConfig, write(tmp_path, "C: 2\nuse_morphemes: false\n"))
+    assert cfg.C == 2.0 and cfg.use_morphemes is False and cfg.min_df == TfidfConfig().min_df
+
+
+@pytest.mark.parametrize("text, message", [
+    ("C: 1\nlearning_rat: 0.1\n", "unknown key(s) learning_rat"),
+    ("min_df: two\n", "expected int"),
+    ("use_morphemes: [1\n", "not valid YAML"),
+    ("- a\n- b\n", "mapping"),
+])
+def test_bad_tfidf_configs_fail_with_one_line(tmp_path, text, message):
+    with pytest.raises(UserError) as err:
+        load_config(TfidfConfig, write(tmp_path, text))
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_unknown_key_inside_a_rule_fails(tmp_path):
+    path = write(tmp_path, "rules:\n  - {name: r, label: crime, patterns: [x], prioirty: 2}\n")
+    with pytest.raises(UserError, match="prioirty"):
+        load_config(LabelConfig, path)
+
+
+def test_rule_with_unknown_topic_or_bad_regex_fails(tmp_path):
+    with pytest.raises(UserError, match="unknown topic"):
+        load_config(LabelConfig, write(tmp_path, "rules:\n  - {name: r, label: weather, patterns: [비]}\n"))
+    with pytest.raises(UserError, match="bad regex"):
+        load_config(LabelConfig, write(tmp_path, "rules:\n  - {name: r, label: crime, patterns: ['(']}\n"))
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        load_config(TrainConfig, tmp_path / "nope.yaml")
+
+
+def test_val_fraction_range_checked():
+    with pytest.raises(UserError, match="val_fraction"):
+        load_config(TrainConfig, overrides={"val_fraction": 0.9})

@@ -1,0 +1,151 @@
+"""End to end on fixture data: ingest -> label -> train -> MLflow run -> export -> predict CLI."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from pipeline import REPO_ROOT, TOPICS
+from pipeline.cli import UserError
+from pipeline.config import CONFIG_DIR, DataConfig, LabelConfig, TfidfConfig, TrainConfig, load_config
+from pipeline.ingest import ingest
+from pipeline.label import Labeler, gold_keys, label_rows, read_gold
+from pipeline.models import load_model
+from pipeline.models.tfidf import TfidfModel
+from pipeline.train import export, train
+
+CRIME_TITLE = "[속보] 경찰, '은평 일본도 살인' 가해자 구속영장 신청"
+
+
+@pytest.fixture(scope="module")
+def run_env(data_dir, tmp_path_factory):
+    """Train once on the fixture data into a temporary MLflow store and models folder."""
+    tmp = tmp_path_factory.mktemp("run")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("HEADLINE_DATA_DIR", str(data_dir))
+    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp}/mlflow.db")
+    data_cfg = load_config(DataConfig)
+    labeled, removed = label_rows(ingest(data_cfg), Labeler(load_config(LabelConfig, CONFIG_DIR / "labels.yaml")),
+                                  gold_keys(data_cfg))
+    cfg = load_config(TrainConfig, overrides={"models_dir": str(tmp / "models"), "experiment": "test"})
+    result = train(TfidfModel(load_config(TfidfConfig, CONFIG_DIR / "tfidf.yaml")), labeled, read_gold(data_cfg), cfg)
+    result.configs = {"train": {"seed": cfg.seed}, "model": {"C": result.model.config.C}}
+    model_dir = export(result, cfg)
+    yield {"tmp": tmp, "result": result, "model_dir": model_dir, "labeled": labeled, "removed": removed, "cfg": cfg}
+    mp.undo()
+
+
+def test_gold_title_never_in_training_table(run_env):
+    assert run_env["removed"] == 1
+    assert all("법제사법위원회" not in r["title"] for r in run_env["labeled"])
+
+
+def test_metrics_on_val_and_gold_have_shared_names(run_env):
+    metrics = run_env["result"].metrics
+    for prefix in ("val", "gold"):
+        assert {f"{prefix}_macro_f1", f"{prefix}_accuracy", *(f"{prefix}_f1_{t}" for t in TOPICS)} <= set(metrics)
+    assert metrics["val_macro_f1"] > 0.8  # templates are easy; a broken model scores ~0.25
+    assert metrics["gold_other_n"] == 1
+
+
+def test_export_is_self_describing(run_env):
+    meta = json.loads((run_env["model_dir"] / "model.json").read_text(encoding="utf-8"))
+    assert meta["kind"] == "tfidf" and sorted(meta["labels"]) == sorted(TOPICS)
+    assert meta["config"]["C"] == load_config(TfidfConfig, CONFIG_DIR / "tfidf.yaml").C
+    assert "gold_macro_f1" in meta["metrics"] and len(meta["info"]["train_data_sha256"]) == 64
+    assert (run_env["model_dir"].parent / "current").resolve() == run_env["model_dir"].resolve()
+
+
+def test_mlflow_run_logged_and_model_registered(run_env):
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{run_env['tmp']}/mlflow.db")
+    run = client.get_run(run_env["result"].model.info["mlflow_run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["gold_macro_f1"] == pytest.approx(run_env["result"].metrics["gold_macro_f1"])
+    assert run.data.tags["train_data_sha256"] == run_env["result"].data_info["train_data_sha256"]
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    assert "plots/gold_confusion_matrix.png" in artifacts
+    versions = client.search_model_versions("name='headline-topic-tfidf'")
+    assert versions and versions[0].run_id == run.info.run_id
+
+
+def test_model_round_trip(run_env):
+    model = load_model(run_env["model_dir"])
+    proba = model.predict_proba(["프로야구 LG, 두산에 역전승", "코스피 2800선 회복"])
+    assert proba.shape == (2, 4)
+    assert [model.labels[i] for i in proba.argmax(axis=1)] == ["sports", "business"]
+
+
+def predict_cli(*args, stdin=None, env=None):
+    return subprocess.run([sys.executable, "-X", "importtime", "-m", "pipeline.predict", *args], cwd=REPO_ROOT,
+                          input=stdin, capture_output=True, text=True, timeout=120, env=env or os.environ)
+
+
+def test_predict_cli_answers_crime_without_heavy_imports(run_env):
+    proc = predict_cli("--model", str(run_env["model_dir"]), "--json", CRIME_TITLE)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["label"] == "crime" and set(result["scores"]) == set(TOPICS)
+    assert result["confidence"] == max(result["scores"].values())
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if "|" in line}
+    assert not imported & {"torch", "transformers", "mlflow"}
+
+
+def test_predict_cli_plain_output(run_env):
+    proc = predict_cli("--model", str(run_env["model_dir"]), "프로야구 LG, 두산에 역전승")
+    label, confidence = proc.stdout.split()
+    assert label == "sports" and 0.25 < float(confidence) <= 1
+
+
+def test_predict_input_keeps_every_line_in_order(run_env):
+    lines = ["코스피 2800선 회복", "", "경찰, 절도 피의자 체포", "   ", "just english", "프로야구 LG 역전승"]
+    proc = predict_cli("--model", str(run_env["model_dir"]), "--input", "-", stdin="\n".join(lines) + "\n")
+    assert proc.returncode == 0, proc.stderr
+    out = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [o["title"] for o in out] == lines
+    assert [o["label"] for o in out] == ["business", None, "crime", None, None, "sports"]
+    assert "empty" in out[1]["error"] and "Korean" in out[4]["error"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["   "], "error: empty title"),
+    (["--model", "/no/such/model", "경찰 체포"], "error: model directory not found"),
+    (["--input", "/no/such/file.txt"], "error: cannot read input file"),
+    ([], "error: give either one headline or --input"),
+])
+def test_predict_cli_errors_are_one_line(run_env, args, message):
+    proc = subprocess.run([sys.executable, "-m", "pipeline.predict", *args], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stderr.startswith(message) and proc.stderr.count("\n") == 1
+
+
+def test_predict_without_any_model_says_how_to_make_one(monkeypatch, tmp_path):
+    from pipeline import predict
+
+    monkeypatch.setattr(predict, "DEFAULT_MODEL", tmp_path / "models" / "current")
+    with pytest.raises(UserError, match="make train"):
+        predict.resolve_model_dir(None)
+
+
+def test_corrupt_model_dir_is_a_clear_error(tmp_path):
+    (tmp_path / "model.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(UserError, match="corrupt"):
+        load_model(tmp_path)
+
+
+def test_failed_run_keeps_previous_model(run_env, monkeypatch):
+    from pipeline import tracking
+
+    before = (run_env["model_dir"] / "model.json").read_bytes()
+
+    def boom(*_args, **_kwargs):
+        raise RuntimeError("tracking store down")
+
+    monkeypatch.setattr(tracking, "log_result", boom)
+    with pytest.raises(RuntimeError):
+        export(run_env["result"], run_env["cfg"])
+    assert (run_env["model_dir"] / "model.json").read_bytes() == before
+    assert not list(run_env["model_dir"].parent.glob(".staging-*"))
