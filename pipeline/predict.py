@@ -110,9 +110,9 @@ def main() -> None:
     if args.title is not None and (problem := title_problem(args.title)):
         raise UserError(problem)
 
+    source = open_input(args.input) if args.input is not None else None  # input errors first: cheaper
     model = load_model(resolve_model_dir(args.model))
-    if args.input is not None:
-        source = open_input(args.input)
+    if source is not None:
         try:
             n, errors = predict_stream(model, source, sys.stdout)
         finally:
