@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
 
 .DEFAULT_GOAL := help
-.PHONY: help venv ingest label train train-tfidf test lint ui bench
+.PHONY: help venv lock ingest label review train train-tfidf test lint ui bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -14,10 +14,14 @@ $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV) && $(PY) -m pip install -q -r requirements.txt && touch $@
 
 venv: $(VENV)/.installed ## create .venv and install the pinned requirements (run by every target)
+lock: venv ## re-pin requirements.txt from the current .venv (after adding a dependency)
+	{ sed -n '1,2p' requirements.txt; $(PY) -m pip freeze | sed 's/^torch==\(.*\)+cpu/torch==\1/'; } > requirements.lock && mv requirements.lock requirements.txt
 ingest: venv ## parse all sources into data/interim/headlines.csv
 	$(PY) -m pipeline.ingest
 label: ingest ## weak-label headlines into data/processed/labeled.csv, print coverage per rule
-	$(PY) -m pipeline.label
+	$(PY) -m pipeline.label --report
+review: venv ## label the most useful headlines by hand (audit suspects, uncertain ones)
+	$(PY) -m pipeline.label review
 train: label ## ingest, label, train and evaluate the model, log to MLflow, export to models/
 	$(PY) -m pipeline.train
 train-tfidf: label ## train only the TF-IDF model

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pipeline import REPO_ROOT, TOPICS
+from pipeline import LABELS, REPO_ROOT
 from pipeline.cli import UserError
 
 CONFIG_DIR = REPO_ROOT / "configs"
@@ -41,15 +41,18 @@ class DataConfig:
     # Stage outputs, relative to the repo root.
     headlines_csv: str = "data/interim/headlines.csv"
     labeled_csv: str = "data/processed/labeled.csv"
+    # Decisions of `python -m pipeline.label review`; they override every rule on the next labeling.
+    manual_labels_csv: str = "data/manual/labels.csv"
+    # Suspected label errors found by the audit (confident learning), ranked; input of the review.
+    label_issues_csv: str = "data/review/label_issues.csv"
 
 
 @dataclass(frozen=True)
 class Rule:
     name: str  # reported in per-rule counts and stored with every label it produces
-    label: str  # one of TOPICS
+    label: str  # one of LABELS (the four topics or other)
     patterns: tuple[str, ...]  # regexes over the normalised headline; any match votes
     exclude: tuple[str, ...] = ()  # regexes that veto this rule's vote
-    priority: int = 1  # conflict policy: the highest-priority votes win (see label.py)
 
 
 @dataclass(frozen=True)
@@ -59,8 +62,12 @@ class LabelConfig:
         "정치": "politics", "경제": "business", "스포츠": "sports",
         "Politics": "politics", "Economic": "business",
     })
-    section_priority: int = 1  # priority of section-map votes against keyword rules
     rules: tuple[Rule, ...] = ()
+    # Label model (pipeline/labelmodel.py): each function's accuracy is its measured precision on the
+    # gold dev set, smoothed towards prior_accuracy with prior_strength pseudo-votes.
+    prior_accuracy: float = 0.8
+    prior_strength: float = 10.0
+    min_confidence: float = 0.6  # abstain (no label) below this posterior
 
 
 @dataclass(frozen=True)
@@ -84,6 +91,10 @@ class TrainConfig:
     val_fraction: float = 0.1  # stratified held-out share of the labeled rows
     experiment: str = "headline-topics"  # MLflow experiment name
     models_dir: str = "models"  # exports go to <models_dir>/<kind>; <models_dir>/current is the default
+    # How the label model's confidence enters training: "confidence" weights each headline by it,
+    # "none" trains on hard labels.
+    sample_weighting: str = "confidence"
+    audit_folds: int = 3  # out-of-fold folds for the label audit (confident learning); 0 turns it off
 
 
 def load_config(cls: type[T], path: Path | str | None = None, overrides: dict | None = None) -> T:
@@ -207,8 +218,15 @@ def _validate(cfg: Any, where: str) -> None:
         names = [r.name for r in cfg.rules]
         if len(set(names)) != len(names):
             raise UserError(f"{where}: rule names must be unique")
-    bad = sorted(set(labels) - set(TOPICS))
+        if not 0 < cfg.prior_accuracy < 1 or not 0 <= cfg.min_confidence <= 1:
+            raise UserError(f"{where}: prior_accuracy must be in (0, 1) and min_confidence in [0, 1]")
+    bad = sorted(set(labels) - set(LABELS))
     if bad:
-        raise UserError(f"{where}: unknown topic(s) {', '.join(bad)} (topics: {', '.join(TOPICS)})")
-    if isinstance(cfg, TrainConfig) and not 0 < cfg.val_fraction < 0.5:
-        raise UserError(f"{where}: val_fraction must be between 0 and 0.5")
+        raise UserError(f"{where}: unknown topic(s) {', '.join(bad)} (labels: {', '.join(LABELS)})")
+    if isinstance(cfg, TrainConfig):
+        if not 0 < cfg.val_fraction < 0.5:
+            raise UserError(f"{where}: val_fraction must be between 0 and 0.5")
+        if cfg.sample_weighting not in ("confidence", "none"):
+            raise UserError(f"{where}: sample_weighting must be 'confidence' or 'none'")
+        if cfg.audit_folds == 1 or cfg.audit_folds < 0:
+            raise UserError(f"{where}: audit_folds must be 0 (off) or at least 2")

@@ -1,86 +1,80 @@
-"""Label: weak labels for the headline table from labeling functions.
+"""Label: weak labels for the headline table from labeling functions and a label model.
 
-    python -m pipeline.label [--config configs/labels.yaml] [--data configs/data.yaml]
+    python -m pipeline.label            # label data/interim/headlines.csv -> data/processed/labeled.csv
+    python -m pipeline.label --report   # ... and print the labeling-function analysis table
+    python -m pipeline.label review     # label the most useful headlines by hand (pipeline.review)
 
-Labeling functions (configs/labels.yaml; the meaning of each topic is ../shared/LABELING.md):
-- section map: the source's own section (YNAT 정치/경제/스포츠, Naver Politics/Economic) votes for
-  a topic. Rule name `section:<section>`.
-- keyword/pattern rules: regexes over the normalised headline vote for their topic unless one of
-  their `exclude` patterns matches. Crime has no source section anywhere, so it comes from these.
+Labeling functions (configs/labels.yaml; label meanings: ../shared/LABELING.md):
+- section map: the source's own section votes (YNAT 정치/경제/스포츠 -> topics, 생활문화 -> other,
+  Naver Politics/Economic -> topics, Culture -> other). Name `section:<section>`.
+- pattern rules: regexes over the normalised headline vote for their label unless an `exclude`
+  pattern matches. Crime has no source section anywhere, so it comes from these.
 
-Conflict policy (one, everywhere): only the votes with the highest priority count; if they all name
-the same topic the headline gets it (rule column lists every agreeing rule), otherwise it gets no
-label (rule column `conflict:`...). Crime rules outrank section maps, following LABELING.md's
-tie-break "crime over politics or business".
+Combining votes (pipeline.labelmodel): each function is weighted by its accuracy, estimated as its
+precision on the gold dev set (Beta-smoothed towards a prior, so rarely-firing functions stay near
+it); the posterior is the headline's probabilistic label and its confidence; below `min_confidence`
+the headline gets no label. Manual labels (data/manual/labels.csv, from `review`) override every
+rule. `other` labels are kept in the table (identifiable for abstain work) but are not a topic.
 
 Gold titles (data.gold_tsv) are removed here, by dedupe key, before anything can train on them.
-Output: data/processed/labeled.csv (the headline table + label, rule); prints coverage and per-rule counts.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline import TOPICS
-from pipeline.cli import run
+from pipeline import LABELS
+from pipeline.cli import UserError, run
 from pipeline.config import CONFIG_DIR, DataConfig, LabelConfig, data_root, load_config, repo_path
 from pipeline.ingest import COLUMNS as HEADLINE_COLUMNS
 from pipeline.io import read_csv, write_csv
+from pipeline.labelmodel import LabelModel, smoothed_accuracy
 from pipeline.text import normalize_title
 
-COLUMNS = (*HEADLINE_COLUMNS, "label", "rule")
+COLUMNS = (*HEADLINE_COLUMNS, "label", "confidence", "rule", "votes")
+MANUAL = "manual"
+MANUAL_COLUMNS = ("key", "title", "label", "decided_at")
+SKIP = "skip"
 
-
-@dataclass(frozen=True)
-class Vote:
-    rule: str
-    label: str
-    priority: int
+Vote = tuple[str, str]  # (labeling function name, label)
 
 
 class Labeler:
-    """Compiled labeling functions; `votes` and `resolve` are the whole labeling logic."""
+    """Compiled labeling functions: `votes` is every function's say on one headline."""
 
     def __init__(self, cfg: LabelConfig):
         self.cfg = cfg
         self._rules = [(r, _compile(r.patterns), _compile(r.exclude)) for r in cfg.rules]
 
     @property
-    def rule_names(self) -> list[str]:
+    def names(self) -> list[str]:
         return [f"section:{s}" for s in self.cfg.section_map] + [r.name for r in self.cfg.rules]
+
+    def label_of(self, name: str) -> str:
+        if name.startswith("section:"):
+            return self.cfg.section_map[name.removeprefix("section:")]
+        return next(r.label for r in self.cfg.rules if r.name == name)
 
     def votes(self, text: str, section: str = "") -> list[Vote]:
         votes = []
         if section in self.cfg.section_map:
-            votes.append(Vote(f"section:{section}", self.cfg.section_map[section], self.cfg.section_priority))
+            votes.append((f"section:{section}", self.cfg.section_map[section]))
         for rule, include, exclude in self._rules:
             if include.search(text) and not (exclude and exclude.search(text)):
-                votes.append(Vote(rule.name, rule.label, rule.priority))
+                votes.append((rule.name, rule.label))
         return votes
-
-    @staticmethod
-    def resolve(votes: list[Vote]) -> tuple[str, str]:
-        """(label, rule) by the conflict policy; label '' means no label."""
-        if not votes:
-            return "", ""
-        top = max(v.priority for v in votes)
-        winners = [v for v in votes if v.priority == top]
-        names = "+".join(v.rule for v in winners)
-        if len({v.label for v in winners}) > 1:
-            return "", f"conflict:{names}"
-        return winners[0].label, names
-
-    def label(self, text: str, section: str = "") -> tuple[str, str]:
-        return self.resolve(self.votes(text, section))
 
 
 def _compile(patterns: tuple[str, ...]) -> re.Pattern | None:
     return re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
 
+
+# --- gold ------------------------------------------------------------------------------------------
 
 def read_gold(data_cfg: DataConfig) -> list[dict]:
     """Gold rows (title, label[, source]) for evaluation; [] when no gold set is configured."""
@@ -94,52 +88,170 @@ def gold_keys(data_cfg: DataConfig) -> set[str]:
     return {normalize_title(r["title"]).key for r in read_gold(data_cfg)}
 
 
-def label_rows(rows: list[dict], labeler: Labeler, exclude_keys: set[str]) -> tuple[list[dict], int]:
-    """Label every headline not in `exclude_keys`; returns (labeled rows, number excluded)."""
+def gold_votes(gold: list[dict], headlines: list[dict], labeler: Labeler) -> list[tuple[str, list[Vote]]]:
+    """(gold label, votes) per gold item; its section comes from the ingested headline with its key."""
+    section = {r["key"]: r["section"] for r in headlines}
     out = []
-    for row in rows:
+    for g in gold:
+        norm = normalize_title(g["title"])
+        out.append((g["label"], labeler.votes(norm.text, section.get(norm.key, ""))))
+    return out
+
+
+# --- analysis and label model ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FunctionStats:
+    name: str
+    label: str
+    coverage: float  # share of headlines it votes on
+    overlap: float  # share of its votes where another function also votes
+    conflict: float  # share of its votes where another function votes a different label
+    gold_hits: int  # gold items it votes on
+    gold_precision: float  # share of those whose gold label is its label
+    gold_recall: float  # share of gold items with its label that it catches
+    accuracy: float  # smoothed precision: its weight in the label model
+
+
+def analyse(names: list[str], label_of, corpus: list[list[Vote]], gold: list[tuple[str, list[Vote]]],
+            cfg: LabelConfig) -> list[FunctionStats]:
+    """Snorkel-style analysis of every labeling function on the corpus and on gold."""
+    n = max(len(corpus), 1)
+    votes_of: Counter = Counter()
+    overlaps: Counter = Counter()
+    conflicts: Counter = Counter()
+    for votes in corpus:
+        for name, label in votes:
+            votes_of[name] += 1
+            overlaps[name] += len(votes) > 1
+            conflicts[name] += any(other != label for _, other in votes)
+    gold_per_label = Counter(label for label, _ in gold)
+    stats = []
+    for name in names:
+        label = label_of(name)
+        hits = [g for g, votes in gold if any(v == name for v, _ in votes)]
+        correct = sum(g == label for g in hits)
+        stats.append(FunctionStats(
+            name=name, label=label, coverage=votes_of[name] / n,
+            overlap=overlaps[name] / max(votes_of[name], 1), conflict=conflicts[name] / max(votes_of[name], 1),
+            gold_hits=len(hits), gold_precision=correct / len(hits) if hits else float("nan"),
+            gold_recall=correct / gold_per_label[label] if gold_per_label[label] else float("nan"),
+            accuracy=smoothed_accuracy(correct, len(hits), cfg.prior_accuracy, cfg.prior_strength),
+        ))
+    return stats
+
+
+def format_stats(stats: list[FunctionStats]) -> str:
+    head = f"{'function':<22} {'label':<9} {'cover':>6} {'overlap':>7} {'confl':>6} {'gold n':>6} " \
+           f"{'prec':>5} {'recall':>6} {'weight':>6}"
+    rows = [f"{s.name:<22} {s.label:<9} {s.coverage:>6.1%} {s.overlap:>7.1%} {s.conflict:>6.1%} {s.gold_hits:>6} "
+            f"{s.gold_precision:>5.2f} {s.gold_recall:>6.2f} {s.accuracy:>6.2f}" for s in stats]
+    return "\n".join([head, *rows])
+
+
+# --- labeling ----------------------------------------------------------------------------------------
+
+def read_manual(path: Path) -> dict[str, str]:
+    """Latest manual decision per headline key (skips dropped); {} when there is no file yet."""
+    if not path.is_file():
+        return {}
+    decisions = {}
+    for row in read_csv(path, required=MANUAL_COLUMNS):
+        if row["label"] in LABELS:
+            decisions[row["key"]] = row["label"]
+        elif row["label"] == SKIP:
+            decisions.pop(row["key"], None)
+    return decisions
+
+
+def label_rows(rows: list[dict], votes: list[list[Vote]], model: LabelModel, min_confidence: float,
+               exclude_keys: set[str], manual: dict[str, str] | None = None) -> tuple[list[dict], int]:
+    """Label every headline not in `exclude_keys`; returns (labeled rows, number excluded)."""
+    manual = manual or {}
+    out = []
+    for row, row_votes in zip(rows, votes, strict=True):
         if row["key"] in exclude_keys:
             continue
-        label, rule = labeler.label(row["text"], row["section"])
-        out.append({**row, "label": label, "rule": rule})
+        vote_text = ";".join(f"{name}={label}" for name, label in row_votes)
+        if row["key"] in manual:
+            out.append({**row, "label": manual[row["key"]], "confidence": 1.0, "rule": MANUAL, "votes": vote_text})
+            continue
+        label, confidence = model.decide(row_votes, min_confidence)
+        agreeing = "+".join(name for name, vote in row_votes if vote == label) if label else ""
+        out.append({**row, "label": label, "confidence": round(confidence, 4), "rule": agreeing,
+                    "votes": vote_text})
     return out, len(rows) - len(out)
 
 
 def rule_counts(rows: list[dict]) -> Counter:
-    """How many labels each rule produced (a label agreed by two rules counts for both)."""
+    """How many labels each function produced (a label agreed by two functions counts for both)."""
     counts: Counter = Counter()
     for row in rows:
         if row["label"]:
             counts.update(row["rule"].split("+"))
-        elif row["rule"]:
-            counts["conflict"] += 1
+        elif row["votes"]:
+            counts["abstained"] += 1
     return counts
 
 
-def report(rows: list[dict], labeler: Labeler, n_gold: int) -> str:
+def summary(rows: list[dict], names: list[str], n_gold: int) -> str:
     labels = Counter(r["label"] for r in rows)
     covered = sum(v for k, v in labels.items() if k)
     lines = [f"{len(rows)} headlines ({n_gold} gold titles removed); labeled {covered} "
              f"({covered / max(len(rows), 1):.1%}), unlabeled {labels['']}"]
-    lines += [f"  {t:<10} {labels[t]:>7}" for t in TOPICS]
+    lines += [f"  {t:<10} {labels[t]:>7}" for t in LABELS]
     counts = rule_counts(rows)
-    lines.append("per rule:")
-    lines += [f"  {name:<28} {counts[name]:>7}" for name in [*labeler.rule_names, "conflict"]]
+    lines.append("labels per function:")
+    lines += [f"  {name:<28} {counts[name]:>7}" for name in [*names, MANUAL, "abstained"]]
     return "\n".join(lines)
+
+
+@dataclass
+class Labeling:
+    rows: list[dict]  # the labeled table (gold removed)
+    stats: list[FunctionStats]
+    n_gold: int
+
+
+def label_table(headlines: list[dict], gold: list[dict], cfg: LabelConfig, manual: dict[str, str]) -> Labeling:
+    """Pure core: analyse the functions, build the label model, label every non-gold headline."""
+    labeler = Labeler(cfg)
+    votes = [labeler.votes(r["text"], r["section"]) for r in headlines]
+    gold_keyset = {normalize_title(g["title"]).key for g in gold}
+    corpus = [v for r, v in zip(headlines, votes, strict=True) if r["key"] not in gold_keyset]
+    stats = analyse(labeler.names, labeler.label_of, corpus, gold_votes(gold, headlines, labeler), cfg)
+    model = LabelModel(LABELS, {s.name: s.accuracy for s in stats})
+    rows, n_gold = label_rows(headlines, votes, model, cfg.min_confidence, gold_keyset, manual)
+    return Labeling(rows, stats, n_gold)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", nargs="?", choices=["review"], help="review: label headlines by hand")
     parser.add_argument("--config", default=CONFIG_DIR / "labels.yaml", type=Path)
     parser.add_argument("--data", default=CONFIG_DIR / "data.yaml", type=Path)
+    parser.add_argument("--report", action="store_true", help="print the labeling-function analysis table")
+    parser.add_argument("--limit", type=int, default=50, help="review: at most this many headlines")
     args = parser.parse_args()
     data_cfg = load_config(DataConfig, args.data)
-    labeler = Labeler(load_config(LabelConfig, args.config))
-    headlines = read_csv(repo_path(data_cfg.headlines_csv), required=HEADLINE_COLUMNS)
-    rows, n_gold = label_rows(headlines, labeler, gold_keys(data_cfg))
+    if args.command == "review":
+        from pipeline.review import review
+
+        return review(data_cfg, args.limit, sys.stdin, sys.stdout)
+
+    cfg = load_config(LabelConfig, args.config)
+    headlines_path = repo_path(data_cfg.headlines_csv)
+    if not headlines_path.is_file():
+        raise UserError(f"no headline table at {headlines_path}; run `make ingest` first")
+    headlines = read_csv(headlines_path, required=HEADLINE_COLUMNS)
+    result = label_table(headlines, read_gold(data_cfg), cfg, read_manual(repo_path(data_cfg.manual_labels_csv)))
     out = repo_path(data_cfg.labeled_csv)
-    write_csv(out, COLUMNS, rows)
-    print(report(rows, labeler, n_gold))
+    write_csv(out, COLUMNS, result.rows)
+    write_csv(out.with_name("labeling_functions.csv"), list(FunctionStats.__dataclass_fields__),
+              [s.__dict__ for s in result.stats])
+    print(summary(result.rows, Labeler(cfg).names, result.n_gold))
+    if args.report:
+        print(format_stats(result.stats))
     print(f"-> {out}")
 
 

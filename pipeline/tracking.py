@@ -138,6 +138,10 @@ def log_result(result, model_dir: Path) -> None:
     mlflow.log_metrics(result.metrics)
     mlflow.log_metrics({_metric_name(f"label_count_{rule}"): float(n) for rule, n in result.label_counts.items()})
     mlflow.log_dict(result.label_counts, "labels/rule_counts.json")
+    if result.function_stats:
+        mlflow.log_table(pd.DataFrame(result.function_stats), "labels/labeling_functions.json")
+    if result.label_issues:
+        mlflow.log_table(pd.DataFrame(result.label_issues), "labels/label_issues.json")
     for split, evaluation in result.evaluations.items():
         fig = _confusion_figure(evaluation.confusion, f"{kind}: {split} confusion")
         mlflow.log_figure(fig, f"plots/{split}_confusion_matrix.png")

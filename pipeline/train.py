@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline import TOPICS
+from pipeline.audit import ISSUE_COLUMNS
 from pipeline.cli import UserError, run
 from pipeline.config import (
     CONFIG_DIR,
@@ -28,7 +29,7 @@ from pipeline.config import (
     repo_path,
 )
 from pipeline.evaluate import Evaluation, evaluate, format_report
-from pipeline.io import point_link, read_csv, replace_dir, sha256_lines
+from pipeline.io import point_link, read_csv, replace_dir, sha256_lines, write_csv
 from pipeline.label import COLUMNS as LABELED_COLUMNS
 from pipeline.label import read_gold, rule_counts
 from pipeline.models import model_class
@@ -44,6 +45,8 @@ class TrainResult:
     data_info: dict[str, str | int]  # training-data hash and size
     label_counts: dict[str, int]  # labels produced per rule, for the whole labeled table
     evaluations: dict[str, Evaluation] = field(default_factory=dict)  # "val", "gold"
+    label_issues: list[dict] = field(default_factory=list)  # audit suspects, ranked (pipeline.audit)
+    function_stats: list[dict] = field(default_factory=list)  # labeling-function analysis (pipeline.label)
 
 
 def training_rows(labeled: list[dict], forbidden_keys: set[str]) -> list[dict]:
@@ -79,13 +82,29 @@ def score(model: TopicModel, titles: list[str], labels: list[str], prefix: str) 
     return result
 
 
+def weights(rows: list[dict], cfg: TrainConfig) -> list[float] | None:
+    return [float(r["confidence"]) for r in rows] if cfg.sample_weighting == "confidence" else None
+
+
+def audit(model: TopicModel, rows: list[dict], cfg: TrainConfig) -> tuple[list[dict], dict[str, float]]:
+    """Confident-learning suspects over all training rows, and their count per given label."""
+    from pipeline.audit import find_issues, out_of_fold_proba
+
+    proba = out_of_fold_proba(lambda: type(model)(model.config), [r["title"] for r in rows],
+                              [r["label"] for r in rows], weights(rows, cfg), cfg.audit_folds, cfg.seed)
+    issues = find_issues(rows, proba)
+    counts = {f"audit_issues_{t}": float(sum(i["label"] == t for i in issues)) for t in TOPICS}
+    return issues, {**counts, "audit_issues_total": float(len(issues))}
+
+
 def train(model: TopicModel, labeled: list[dict], gold: list[dict], cfg: TrainConfig) -> TrainResult:
-    """Pure core: fit `model` on the labeled rows and evaluate it; writes nothing."""
+    """Pure core: fit `model` on the labeled rows, evaluate it, audit the labels; writes nothing."""
     gold_keys = {normalize_title(g["title"]).key for g in gold}
     rows = training_rows(labeled, gold_keys)
     train_rows, val_rows = split(rows, cfg.val_fraction, cfg.seed)
     start = time.perf_counter()
-    model.fit([r["title"] for r in train_rows], [r["label"] for r in train_rows], seed=cfg.seed)
+    model.fit([r["title"] for r in train_rows], [r["label"] for r in train_rows], seed=cfg.seed,
+              sample_weight=weights(train_rows, cfg))
     metrics = {"train_seconds": time.perf_counter() - start, "train_rows": float(len(train_rows)),
                "val_rows": float(len(val_rows))}
     evaluations = {"val": score(model, [r["title"] for r in val_rows], [r["label"] for r in val_rows], "val")}
@@ -93,10 +112,14 @@ def train(model: TopicModel, labeled: list[dict], gold: list[dict], cfg: TrainCo
         evaluations["gold"] = score(model, [g["title"] for g in gold], [g["label"] for g in gold], "gold")
     for evaluation in evaluations.values():
         metrics.update(evaluation.metrics)
+    issues: list[dict] = []
+    if cfg.audit_folds:
+        issues, audit_metrics = audit(model, rows, cfg)
+        metrics.update(audit_metrics)
     model.metrics = metrics
     model.info = {**data_fingerprint(rows), "train_config": config_dict(cfg)}
     return TrainResult(model=model, metrics=metrics, configs={}, data_info=data_fingerprint(rows),
-                       label_counts=dict(rule_counts(labeled)), evaluations=evaluations)
+                       label_counts=dict(rule_counts(labeled)), evaluations=evaluations, label_issues=issues)
 
 
 def export(result: TrainResult, cfg: TrainConfig, log: bool = True) -> Path:
@@ -148,7 +171,13 @@ def main() -> None:
     result = train(cls(model_cfg), labeled, read_gold(data_cfg), cfg)
     result.configs = {"train": config_dict(cfg), "model": config_dict(model_cfg),
                       "data": config_dict(data_cfg), "labels": config_dict(label_cfg)}
+    functions_csv = labeled_path.with_name("labeling_functions.csv")
+    result.function_stats = read_csv(functions_csv) if functions_csv.is_file() else []
     final = export(result, cfg, log=not args.no_mlflow)
+    if result.label_issues:
+        write_csv(repo_path(data_cfg.label_issues_csv), ISSUE_COLUMNS, result.label_issues)
+        print(f"audit: {len(result.label_issues)} suspected label errors -> {data_cfg.label_issues_csv} "
+              "(review them with `python -m pipeline.label review`)")
     for name, evaluation in result.evaluations.items():
         print(format_report(evaluation, name))
     print(f"trained in {result.metrics['train_seconds']:.1f} s on {int(result.metrics['train_rows'])} headlines "

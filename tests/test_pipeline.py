@@ -11,7 +11,7 @@ from pipeline import REPO_ROOT, TOPICS
 from pipeline.cli import UserError
 from pipeline.config import CONFIG_DIR, DataConfig, LabelConfig, TfidfConfig, TrainConfig, load_config
 from pipeline.ingest import ingest
-from pipeline.label import Labeler, gold_keys, label_rows, read_gold
+from pipeline.label import label_table, read_gold
 from pipeline.models import load_model
 from pipeline.models.tfidf import TfidfModel
 from pipeline.train import export, train
@@ -27,9 +27,11 @@ def run_env(data_dir, tmp_path_factory):
     mp.setenv("HEADLINE_DATA_DIR", str(data_dir))
     mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp}/mlflow.db")
     data_cfg = load_config(DataConfig)
-    labeled, removed = label_rows(ingest(data_cfg), Labeler(load_config(LabelConfig, CONFIG_DIR / "labels.yaml")),
-                                  gold_keys(data_cfg))
-    cfg = load_config(TrainConfig, overrides={"models_dir": str(tmp / "models"), "experiment": "test"})
+    labeling = label_table(ingest(data_cfg), read_gold(data_cfg), load_config(LabelConfig, CONFIG_DIR / "labels.yaml"),
+                           manual={})
+    labeled, removed = labeling.rows, labeling.n_gold
+    cfg = load_config(TrainConfig, overrides={"models_dir": str(tmp / "models"), "experiment": "test",
+                                              "audit_folds": 2})
     result = train(TfidfModel(load_config(TfidfConfig, CONFIG_DIR / "tfidf.yaml")), labeled, read_gold(data_cfg), cfg)
     result.configs = {"train": {"seed": cfg.seed}, "model": {"C": result.model.config.C}}
     model_dir = export(result, cfg)
@@ -48,6 +50,15 @@ def test_metrics_on_val_and_gold_have_shared_names(run_env):
         assert {f"{prefix}_macro_f1", f"{prefix}_accuracy", *(f"{prefix}_f1_{t}" for t in TOPICS)} <= set(metrics)
     assert metrics["val_macro_f1"] > 0.8  # templates are easy; a broken model scores ~0.25
     assert metrics["gold_other_n"] == 1
+
+
+def test_audit_ranks_suspects_and_counts_them(run_env):
+    result = run_env["result"]
+    issues = result.label_issues
+    assert result.metrics["audit_issues_total"] == len(issues)
+    assert sum(result.metrics[f"audit_issues_{t}"] for t in TOPICS) == len(issues)
+    assert [i["rank"] for i in issues] == list(range(1, len(issues) + 1))
+    assert all(i["label_p"] <= i["suggested_p"] for i in issues)
 
 
 def test_export_is_self_describing(run_env):

@@ -33,8 +33,10 @@ class TopicModel(ABC):
         self.info: dict[str, Any] = {}  # provenance (data hash, checkpoint, ...), saved with the model
 
     @abstractmethod
-    def fit(self, titles: Sequence[str], labels: Sequence[str], seed: int = 0) -> TopicModel:
-        """Train on raw headlines and their topics; `seed` makes the run repeatable."""
+    def fit(self, titles: Sequence[str], labels: Sequence[str], seed: int = 0,
+            sample_weight: Sequence[float] | None = None) -> TopicModel:
+        """Train on raw headlines and their topics; `seed` makes the run repeatable; `sample_weight`
+        (e.g. the label model's confidence) scales each headline's say."""
 
     @abstractmethod
     def predict_proba(self, titles: Sequence[str]) -> np.ndarray:

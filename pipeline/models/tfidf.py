@@ -73,8 +73,10 @@ class TfidfModel(TopicModel):
         classifier = LogisticRegression(C=c.C, class_weight=c.class_weight, max_iter=c.max_iter, random_state=seed)
         return Pipeline([("features", FeatureUnion(blocks)), ("clf", classifier)])
 
-    def fit(self, titles: Sequence[str], labels: Sequence[str], seed: int = 0) -> TfidfModel:
-        self.pipeline = self._build(seed).fit(self.texts(titles), list(labels))
+    def fit(self, titles: Sequence[str], labels: Sequence[str], seed: int = 0,
+            sample_weight: Sequence[float] | None = None) -> TfidfModel:
+        weights = {} if sample_weight is None else {"clf__sample_weight": np.asarray(sample_weight, dtype=float)}
+        self.pipeline = self._build(seed).fit(self.texts(titles), list(labels), **weights)
         self.labels = tuple(self.pipeline.classes_)
         return self
 

@@ -1,0 +1,52 @@
+"""Label model: combine labeling-function votes into one probabilistic label per headline.
+
+A one-coin model (as in Snorkel/Dawid-Skene with one accuracy per function): each labeling function
+j is right with probability a_j, and when wrong picks any other label uniformly, so
+
+    P(y = k | votes) ∝ Π_j  a_j                  if vote_j == k
+                          (1 - a_j) / (K - 1)     otherwise            (non-voting functions drop out)
+
+with a uniform class prior. Accuracies are estimated per function as Beta-smoothed precision on
+measured hits (label.py measures them on the gold dev set: rule precision, never titles), so a
+function with few measured hits stays near the prior. Headlines whose best posterior is below
+`min_confidence` abstain (no label).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+
+def smoothed_accuracy(correct: int, hits: int, prior: float, strength: float) -> float:
+    """Posterior mean of a Beta(prior*strength, (1-prior)*strength) after `correct` of `hits`."""
+    return (correct + prior * strength) / (hits + strength)
+
+
+class LabelModel:
+    def __init__(self, labels: Sequence[str], accuracies: Mapping[str, float]):
+        self.labels = tuple(labels)
+        self.accuracies = dict(accuracies)
+        self._index = {label: i for i, label in enumerate(self.labels)}
+
+    def posterior(self, votes: Sequence[tuple[str, str]]) -> np.ndarray:
+        """P(label) for one headline's votes [(function name, label), ...]; uniform when no votes."""
+        k = len(self.labels)
+        log_p = np.zeros(k)
+        for name, label in votes:
+            acc = min(max(self.accuracies[name], 1e-3), 1 - 1e-3)
+            wrong = np.log((1 - acc) / (k - 1))
+            log_p += wrong
+            log_p[self._index[label]] += np.log(acc) - wrong
+        p = np.exp(log_p - log_p.max())
+        return p / p.sum()
+
+    def decide(self, votes: Sequence[tuple[str, str]], min_confidence: float) -> tuple[str, float]:
+        """(label, confidence); label '' when there are no votes or the best posterior is too low."""
+        if not votes:
+            return "", 0.0
+        p = self.posterior(votes)
+        best = int(p.argmax())
+        confidence = float(p[best])
+        return (self.labels[best] if confidence >= min_confidence else ""), confidence

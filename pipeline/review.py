@@ -1,0 +1,123 @@
+"""Review loop: a person labels the most useful headlines, one at a time, in the terminal.
+
+    python -m pipeline.label review [--limit 50]
+
+Shown first: suspected label errors from the audit (data/review/label_issues.csv, written by
+`make train`), most suspicious first; then the unlabeled headlines the current model is least sure
+about (smallest margin between its two best topics). Each answer is appended to
+data/manual/labels.csv at once (flushed to disk), so Ctrl-C or closing the terminal loses nothing
+already answered; headlines decided before are not asked again. Manual labels override every rule
+on the next `make label` / `make train`.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+from pipeline.config import DataConfig, repo_path
+from pipeline.io import read_csv
+from pipeline.label import MANUAL_COLUMNS, SKIP
+
+ANSWERS = {"p": "politics", "c": "crime", "s": "sports", "b": "business", "o": "other", "k": SKIP}
+PROMPT = "label? [p]olitics [c]rime [s]ports [b]usiness [o]ther, [k] skip, [q] quit: "
+UNCERTAIN_POOL = 5000  # unlabeled headlines scored for uncertainty (a deterministic slice keeps it quick)
+
+
+def decided_keys(path: Path) -> set[str]:
+    return {r["key"] for r in read_csv(path, required=MANUAL_COLUMNS)} if path.is_file() else set()
+
+
+def suspects(data_cfg: DataConfig) -> list[dict]:
+    path = repo_path(data_cfg.label_issues_csv)
+    if not path.is_file():
+        return []
+    return [{"key": r["key"], "title": r["title"],
+             "why": f"labeled {r['label']} ({r['rule']}), model says {r['suggested']} {float(r['suggested_p']):.2f}"}
+            for r in read_csv(path, required=("key", "title", "label", "rule", "suggested", "suggested_p"))]
+
+
+def uncertain(data_cfg: DataConfig, model_dir: Path, limit: int) -> list[dict]:
+    """Unlabeled headlines with the smallest margin between the model's two best topics."""
+    labeled = repo_path(data_cfg.labeled_csv)
+    if not labeled.is_file() or not model_dir.exists():
+        return []
+    from pipeline.models import load_model
+
+    pool = [r for r in read_csv(labeled, required=("key", "title", "label")) if not r["label"]][:UNCERTAIN_POOL]
+    if not pool:
+        return []
+    model = load_model(model_dir)
+    proba = model.predict_proba([r["title"] for r in pool])
+    top2 = proba.argsort(axis=1)[:, -2:]
+    margins = proba[range(len(pool)), top2[:, 1]] - proba[range(len(pool)), top2[:, 0]]
+    order = margins.argsort()[:limit]
+    return [{"key": pool[i]["key"], "title": pool[i]["title"],
+             "why": f"unlabeled, model unsure: {model.labels[top2[i, 1]]} vs {model.labels[top2[i, 0]]}"}
+            for i in order]
+
+
+def candidates(data_cfg: DataConfig, model_dir: Path, limit: int) -> list[dict]:
+    done = decided_keys(repo_path(data_cfg.manual_labels_csv))
+    items, seen = [], set(done)
+    for item in suspects(data_cfg) + uncertain(data_cfg, model_dir, limit):
+        if item["key"] not in seen:
+            seen.add(item["key"])
+            items.append(item)
+    return items[:limit]
+
+
+def append_decision(path: Path, key: str, title: str, label: str) -> None:
+    """Append one decision and force it to disk before the next question."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.exists()
+    with path.open("a", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        if new:
+            writer.writerow(MANUAL_COLUMNS)
+        writer.writerow([key, title, label, datetime.now(UTC).isoformat(timespec="seconds")])
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def ask(stdin: TextIO, stdout: TextIO) -> str | None:
+    """One valid answer (a label or skip); None on quit or end of input."""
+    while True:
+        stdout.write(PROMPT)
+        stdout.flush()
+        line = stdin.readline()
+        if not line:
+            return None
+        answer = line.strip().lower()[:1]
+        if answer == "q":
+            return None
+        if answer in ANSWERS:
+            return ANSWERS[answer]
+        stdout.write("  please answer p, c, s, b, o, k or q\n")
+
+
+def review(data_cfg: DataConfig, limit: int, stdin: TextIO, stdout: TextIO,
+           model_dir: Path | None = None) -> int:
+    from pipeline.predict import DEFAULT_MODEL
+
+    items = candidates(data_cfg, model_dir or DEFAULT_MODEL, limit)
+    if not items:
+        stdout.write("nothing to review: run `make train` first (it writes the audit file)\n")
+        return 0
+    out = repo_path(data_cfg.manual_labels_csv)
+    answered = 0
+    try:
+        for n, item in enumerate(items, start=1):
+            stdout.write(f"\n[{n}/{len(items)}] {item['title']}\n  {item['why']}\n")
+            label = ask(stdin, stdout)
+            if label is None:
+                break
+            append_decision(out, item["key"], item["title"], label)
+            answered += 1
+    except KeyboardInterrupt:
+        stdout.write("\n")
+    stdout.write(f"{answered} decision(s) saved to {out}; they apply from the next `make train`\n")
+    return 0
