@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from pipeline import TOPICS
+from pipeline import LABELS
 from pipeline.models.base import TopicModel
 
 ISSUE_COLUMNS = ("rank", "key", "title", "label", "rule", "suggested", "suggested_p", "label_p")
@@ -19,30 +19,39 @@ ISSUE_COLUMNS = ("rank", "key", "title", "label", "rule", "suggested", "suggeste
 
 def out_of_fold_proba(make_model: Callable[[], TopicModel], titles: Sequence[str], labels: Sequence[str],
                       weights: Sequence[float] | None, folds: int, seed: int) -> np.ndarray:
-    """(n, len(TOPICS)) probabilities, each row from a model trained without that row."""
+    """(n, len(classes)) uncalibrated probabilities, each row from a model trained without that row;
+    columns in the order of `classes_of(labels)`."""
     from sklearn.model_selection import StratifiedKFold
 
     titles, labels = list(titles), list(labels)
-    proba = np.zeros((len(titles), len(TOPICS)))
+    classes = classes_of(labels)
+    proba = np.zeros((len(titles), len(classes)))
     for fit_idx, held_idx in StratifiedKFold(folds, shuffle=True, random_state=seed).split(titles, labels):
         model = make_model().fit([titles[i] for i in fit_idx], [labels[i] for i in fit_idx], seed=seed,
                                  sample_weight=None if weights is None else [weights[i] for i in fit_idx])
-        order = [model.labels.index(t) for t in TOPICS]
-        proba[held_idx] = model.predict_proba([titles[i] for i in held_idx])[:, order]
+        order = [model.labels.index(c) for c in classes]
+        proba[held_idx] = model.predict_raw([titles[i] for i in held_idx])[:, order]
     return proba
+
+
+def classes_of(labels: Sequence[str]) -> list[str]:
+    """Topics first, then `other` when present: a fixed column order."""
+    present = set(labels)
+    return [label for label in LABELS if label in present]
 
 
 def find_issues(rows: Sequence[dict], proba: np.ndarray) -> list[dict]:
     """Rows whose given label confident learning doubts, most suspicious first."""
     from cleanlab.filter import find_label_issues
 
-    given = np.array([TOPICS.index(r["label"]) for r in rows])
+    classes = classes_of([r["label"] for r in rows])
+    given = np.array([classes.index(r["label"]) for r in rows])
     ranked = find_label_issues(given, proba, return_indices_ranked_by="self_confidence")
     issues = []
     for rank, i in enumerate(ranked, start=1):
         best = int(proba[i].argmax())
         row = rows[i]
         issues.append({"rank": rank, "key": row["key"], "title": row["title"], "label": row["label"],
-                       "rule": row["rule"], "suggested": TOPICS[best], "suggested_p": round(float(proba[i, best]), 4),
+                       "rule": row["rule"], "suggested": classes[best], "suggested_p": round(float(proba[i, best]), 4),
                        "label_p": round(float(proba[i, given[i]]), 4)})
     return issues

@@ -95,6 +95,9 @@ class TrainConfig:
     # "none" trains on hard labels.
     sample_weighting: str = "confidence"
     audit_folds: int = 3  # out-of-fold folds for the label audit (confident learning); 0 turns it off
+    learn_other: bool = True  # also train on headlines labeled `other` as a fifth class
+    # Abstain threshold: chosen on validation data so this share of in-scope headlines keeps a topic.
+    abstain_coverage: float = 0.985
 
 
 def load_config(cls: type[T], path: Path | str | None = None, overrides: dict | None = None) -> T:
@@ -228,5 +231,7 @@ def _validate(cfg: Any, where: str) -> None:
             raise UserError(f"{where}: val_fraction must be between 0 and 0.5")
         if cfg.sample_weighting not in ("confidence", "none"):
             raise UserError(f"{where}: sample_weighting must be 'confidence' or 'none'")
+        if not 0 < cfg.abstain_coverage <= 1:
+            raise UserError(f"{where}: abstain_coverage must be in (0, 1]")
         if cfg.audit_folds == 1 or cfg.audit_folds < 0:
             raise UserError(f"{where}: audit_folds must be 0 (off) or at least 2")

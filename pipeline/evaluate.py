@@ -13,9 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipeline import TOPICS
-
-OTHER = "other"
+from pipeline import OTHER, TOPICS
 
 
 @dataclass
@@ -23,6 +21,7 @@ class Evaluation:
     metrics: dict[str, float]
     confusion: list[list[int]]  # rows: true topic, columns: predicted topic, order TOPICS
     errors: list[dict] = field(default_factory=list)  # misclassified items: title, label, predicted, confidence
+    reliability: dict[str, list] = field(default_factory=dict)  # "raw"/"calibrated": (confidence, accuracy, n) bins
 
 
 def classification_metrics(y_true: Sequence[str], y_pred: Sequence[str], prefix: str) -> dict[str, float]:
@@ -39,26 +38,46 @@ def classification_metrics(y_true: Sequence[str], y_pred: Sequence[str], prefix:
 
 
 def evaluate(titles: Sequence[str], labels: Sequence[str], proba: np.ndarray, model_labels: Sequence[str],
-             prefix: str) -> Evaluation:
-    """Score predictions (rows of `proba` over `model_labels`) against labels; `other` counted apart."""
+             prefix: str, threshold: float | None = None, raw: np.ndarray | None = None) -> Evaluation:
+    """Score calibrated `proba` (rows over `model_labels`) against labels.
+
+    Topic metrics use the forced topic (best of the four), so runs with and without abstaining compare;
+    abstain metrics use the real answer (`other` when the model abstains). `other` items counted apart.
+    """
     from sklearn.metrics import confusion_matrix
 
-    best = proba.argmax(axis=1)
-    predicted = [model_labels[i] for i in best]
+    from pipeline.calibration import decide, expected_calibration_error, reliability
+
+    forced = [decide(row, model_labels, threshold, abstain=False) for row in proba]
+    answered = [decide(row, model_labels, threshold, abstain=True) for row in proba]
     confidence = proba.max(axis=1)
     scope = [i for i, y in enumerate(labels) if y != OTHER]
     y_true = [labels[i] for i in scope]
-    y_pred = [predicted[i] for i in scope]
-    metrics = classification_metrics(y_true, y_pred, prefix)
-    others = Counter(predicted[i] for i, y in enumerate(labels) if y == OTHER)
+    metrics = classification_metrics(y_true, [forced[i] for i in scope], prefix)
+    others = [i for i, y in enumerate(labels) if y == OTHER]
     if others:
-        metrics[f"{prefix}_other_n"] = float(sum(others.values()))
-        metrics.update({f"{prefix}_other_as_{t}": float(others[t]) for t in TOPICS})
-    errors = [{"title": titles[i], "label": labels[i], "predicted": predicted[i],
+        spread = Counter(forced[i] for i in others)
+        metrics[f"{prefix}_other_n"] = float(len(others))
+        metrics.update({f"{prefix}_other_as_{t}": float(spread[t]) for t in TOPICS})
+        metrics[f"{prefix}_other_abstained"] = sum(answered[i] == OTHER for i in others) / len(others)
+    kept = [i for i in scope if answered[i] != OTHER]
+    metrics[f"{prefix}_coverage"] = len(kept) / max(len(scope), 1)
+    if kept:
+        kept_metrics = classification_metrics([labels[i] for i in kept], [answered[i] for i in kept], "k")
+        metrics[f"{prefix}_kept_accuracy"] = kept_metrics["k_accuracy"]
+        metrics[f"{prefix}_kept_macro_f1"] = kept_metrics["k_macro_f1"]
+    index = {label: i for i, label in enumerate(model_labels)}
+    y_idx = np.array([index[labels[i]] for i in scope])
+    metrics[f"{prefix}_ece"] = expected_calibration_error(proba[scope], y_idx)
+    curves = {"calibrated": reliability(proba[scope], y_idx)}
+    if raw is not None:
+        metrics[f"{prefix}_ece_raw"] = expected_calibration_error(raw[scope], y_idx)
+        curves["raw"] = reliability(raw[scope], y_idx)
+    errors = [{"title": titles[i], "label": labels[i], "predicted": answered[i],
                "confidence": round(float(confidence[i]), 4)}
-              for i in range(len(labels)) if labels[i] != predicted[i]]
-    matrix = confusion_matrix(y_true, y_pred, labels=list(TOPICS)).tolist()
-    return Evaluation(metrics, matrix, errors)
+              for i in range(len(labels)) if labels[i] != answered[i]]
+    matrix = confusion_matrix(y_true, [forced[i] for i in scope], labels=list(TOPICS)).tolist()
+    return Evaluation(metrics, matrix, errors, curves)
 
 
 def format_report(evaluation: Evaluation, prefix: str) -> str:
@@ -69,5 +88,11 @@ def format_report(evaluation: Evaluation, prefix: str) -> str:
               f"F1 {m[f'{prefix}_f1_{t}']:.3f}" for t in TOPICS]
     if f"{prefix}_other_n" in m:
         spread = ", ".join(f"{t} {int(m[f'{prefix}_other_as_{t}'])}" for t in TOPICS)
-        lines.append(f"  other ({int(m[f'{prefix}_other_n'])} items) predicted as: {spread}")
+        lines.append(f"  other ({int(m[f'{prefix}_other_n'])} items) forced to a topic: {spread}; "
+                     f"abstained on {m[f'{prefix}_other_abstained']:.1%}")
+    if f"{prefix}_kept_accuracy" in m:
+        lines.append(f"  abstaining: coverage {m[f'{prefix}_coverage']:.1%} of in-scope, accuracy on kept "
+                     f"{m[f'{prefix}_kept_accuracy']:.3f}, macro-F1 on kept {m[f'{prefix}_kept_macro_f1']:.3f}")
+    if f"{prefix}_ece_raw" in m:
+        lines.append(f"  ECE {m[f'{prefix}_ece_raw']:.3f} raw -> {m[f'{prefix}_ece']:.3f} calibrated")
     return "\n".join(lines)

@@ -4,10 +4,13 @@
     python -m pipeline.predict --json "제목"                               -> {"title", "label", "confidence", "scores"}
     python -m pipeline.predict --input headlines.txt > out.jsonl          (one headline per line; - for stdin)
     python -m pipeline.predict --model models/tfidf "제목"
+    python -m pipeline.predict --no-abstain "제목"                          (always one of the four topics)
 
-The default model is models/current (made by `make train`). Never reads configs/ and, for the TF-IDF
-model, never imports torch, transformers or mlflow. A bad line in --input gives an object with an
-`error` key in its place, so output lines match input lines one to one.
+The answer is `other` when no topic is confident enough (threshold saved with the model) or the
+model's learned `other` class wins. The default model is models/current (made by `make train`).
+Never reads configs/ and, for the TF-IDF model, never imports torch, transformers or mlflow. A bad
+line in --input gives an object with an `error` key in its place, so output lines match input lines
+one to one.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-from pipeline import REPO_ROOT
+from pipeline import OTHER, REPO_ROOT
+from pipeline.calibration import decide
 from pipeline.cli import UserError, run
 from pipeline.models import load_model
 from pipeline.models.base import TopicModel
@@ -28,8 +32,13 @@ DEFAULT_MODEL = REPO_ROOT / "models" / "current"
 BATCH = 512
 
 
-def predict_titles(model: TopicModel, titles: Sequence[str]) -> list[dict]:
-    """Core: one result dict per title, in order; invalid titles get an `error` instead of a label."""
+def predict_titles(model: TopicModel, titles: Sequence[str], abstain: bool = True) -> list[dict]:
+    """Core: one result dict per title, in order; invalid titles get an `error` instead of a label.
+
+    `label` is a topic, or `other` when the model abstains (unless `abstain` is False); `scores` always
+    holds the four topics' calibrated probabilities; `confidence` is the answered topic's score, or for
+    `other` one minus the best topic's score.
+    """
     problems = [title_problem(t) for t in titles]
     valid = [t for t, p in zip(titles, problems, strict=True) if p is None]
     proba = iter(model.predict_proba(valid)) if valid else iter(())
@@ -39,9 +48,10 @@ def predict_titles(model: TopicModel, titles: Sequence[str]) -> list[dict]:
             results.append({"title": title, "label": None, "confidence": None, "scores": None, "error": problem})
             continue
         row = next(proba)
-        best = int(row.argmax())
-        results.append({"title": title, "label": model.labels[best], "confidence": round(float(row[best]), 4),
-                        "scores": {label: round(float(p), 4) for label, p in zip(model.labels, row, strict=True)}})
+        scores = {label: round(float(p), 4) for label, p in zip(model.labels, row, strict=True) if label != OTHER}
+        label = decide(row, model.labels, model.threshold, abstain)
+        confidence = scores[label] if label != OTHER else round(1 - max(scores.values()), 4)
+        results.append({"title": title, "label": label, "confidence": confidence, "scores": scores})
     return results
 
 
@@ -65,7 +75,7 @@ def open_input(path: str):
         raise UserError(f"cannot read input file {path}: {err.strerror}") from None
 
 
-def predict_stream(model: TopicModel, source, out) -> tuple[int, int]:
+def predict_stream(model: TopicModel, source, out, abstain: bool = True) -> tuple[int, int]:
     """JSON Lines for every input line; returns (lines, errors). Progress bar only for long runs."""
     from tqdm import tqdm
 
@@ -73,7 +83,7 @@ def predict_stream(model: TopicModel, source, out) -> tuple[int, int]:
     bar = None  # created after the first batch, so model warm-up does not count as "long"
     try:
         for batch in batches(source):
-            for result in predict_titles(model, batch):
+            for result in predict_titles(model, batch, abstain):
                 out.write(json.dumps(result, ensure_ascii=False) + "\n")
                 errors += "error" in result
             n += len(batch)
@@ -104,6 +114,7 @@ def main() -> None:
     parser.add_argument("--input", metavar="PATH", help="file with one headline per line, or - for stdin")
     parser.add_argument("--model", metavar="DIR", help="saved model directory (default: models/current)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--no-abstain", action="store_true", help="always answer one of the four topics")
     args = parser.parse_args()
     if (args.title is None) == (args.input is None):
         raise UserError("give either one headline or --input PATH")
@@ -114,14 +125,14 @@ def main() -> None:
     model = load_model(resolve_model_dir(args.model))
     if source is not None:
         try:
-            n, errors = predict_stream(model, source, sys.stdout)
+            n, errors = predict_stream(model, source, sys.stdout, not args.no_abstain)
         finally:
             if source is not sys.stdin:
                 source.close()
         if errors:
             print(f"{errors} of {n} lines could not be classified (see their error field)", file=sys.stderr)
         return
-    result = predict_titles(model, [args.title])[0]
+    result = predict_titles(model, [args.title], not args.no_abstain)[0]
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
     else:

@@ -116,6 +116,23 @@ def _confusion_figure(matrix: list[list[int]], title: str):
     return fig
 
 
+def _reliability_figure(curves: dict[str, list], title: str):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect")
+    for name, points in curves.items():
+        if points:
+            confidence, accuracy, _ = zip(*points, strict=True)
+            ax.plot(confidence, accuracy, marker="o", label=name)
+    ax.set_xlabel("confidence (top class)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
 def _pip_requirements(kind: str) -> list[str]:
     from importlib.metadata import version
 
@@ -143,9 +160,13 @@ def log_result(result, model_dir: Path) -> None:
     if result.label_issues:
         mlflow.log_table(pd.DataFrame(result.label_issues), "labels/label_issues.json")
     for split, evaluation in result.evaluations.items():
-        fig = _confusion_figure(evaluation.confusion, f"{kind}: {split} confusion")
-        mlflow.log_figure(fig, f"plots/{split}_confusion_matrix.png")
-        plt.close(fig)
+        for fig, name in ((_confusion_figure(evaluation.confusion, f"{kind}: {split} confusion"), "confusion_matrix"),
+                          (_reliability_figure(evaluation.reliability, f"{kind}: {split} reliability"), "reliability")):
+            mlflow.log_figure(fig, f"plots/{split}_{name}.png")
+            plt.close(fig)
+    mlflow.log_dict({"calibration": result.model.calibration, "abstain_threshold": result.model.threshold},
+                    "calibration.json")
+    mlflow.set_tag("calibration_method", result.model.calibration["method"] if result.model.calibration else "none")
     if "gold" in result.evaluations:
         errors = result.evaluations["gold"].errors
         mlflow.log_table(pd.DataFrame(errors, columns=["title", "label", "predicted", "confidence"]),

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline import TOPICS
+from pipeline import LABELS, OTHER, TOPICS
 from pipeline.audit import ISSUE_COLUMNS
 from pipeline.cli import UserError, run
 from pipeline.config import (
@@ -49,9 +49,10 @@ class TrainResult:
     function_stats: list[dict] = field(default_factory=list)  # labeling-function analysis (pipeline.label)
 
 
-def training_rows(labeled: list[dict], forbidden_keys: set[str]) -> list[dict]:
-    """Rows with a topic; refuses to go on if any gold headline slipped into them."""
-    rows = [r for r in labeled if r["label"] in TOPICS]
+def training_rows(labeled: list[dict], forbidden_keys: set[str], learn_other: bool = False) -> list[dict]:
+    """Rows with a topic (and `other`, if learned); refuses to go on if any gold headline slipped in."""
+    classes = (*TOPICS, OTHER) if learn_other else TOPICS
+    rows = [r for r in labeled if r["label"] in classes]
     leaked = [r["title"] for r in rows if r["key"] in forbidden_keys]
     if leaked:
         raise UserError(f"{len(leaked)} gold headline(s) in the training table (e.g. {leaked[0]!r}); rerun make label")
@@ -74,10 +75,13 @@ def data_fingerprint(rows: list[dict]) -> dict[str, str | int]:
 
 
 def score(model: TopicModel, titles: list[str], labels: list[str], prefix: str) -> Evaluation:
+    from pipeline.calibration import apply
+
     start = time.perf_counter()
-    proba = model.predict_proba(titles)
+    raw = model.predict_raw(titles)
+    proba = apply(model.calibration, raw)
     seconds = time.perf_counter() - start
-    result = evaluate(titles, labels, proba, model.labels, prefix)
+    result = evaluate(titles, labels, proba, model.labels, prefix, model.threshold, raw)
     result.metrics[f"{prefix}_headlines_per_second"] = len(titles) / max(seconds, 1e-9)
     return result
 
@@ -93,20 +97,35 @@ def audit(model: TopicModel, rows: list[dict], cfg: TrainConfig) -> tuple[list[d
     proba = out_of_fold_proba(lambda: type(model)(model.config), [r["title"] for r in rows],
                               [r["label"] for r in rows], weights(rows, cfg), cfg.audit_folds, cfg.seed)
     issues = find_issues(rows, proba)
-    counts = {f"audit_issues_{t}": float(sum(i["label"] == t for i in issues)) for t in TOPICS}
+    counts = {f"audit_issues_{t}": float(sum(i["label"] == t for i in issues)) for t in LABELS}
     return issues, {**counts, "audit_issues_total": float(len(issues))}
+
+
+def calibrate(model: TopicModel, titles: list[str], labels: list[str], cfg: TrainConfig) -> dict[str, float]:
+    """Fit the calibration (method picked by held-out ECE) and the abstain threshold on validation rows."""
+    import numpy as np
+
+    from pipeline.calibration import apply, choose_calibration, choose_threshold
+
+    raw = model.predict_raw(titles)
+    y = np.array([model.labels.index(label) for label in labels])
+    model.calibration, ece = choose_calibration(raw, y, cfg.seed)
+    model.threshold = choose_threshold(apply(model.calibration, raw), model.labels, labels, cfg.abstain_coverage)
+    return {**{f"calibration_ece_{method}": value for method, value in ece.items()},
+            "abstain_threshold": model.threshold}
 
 
 def train(model: TopicModel, labeled: list[dict], gold: list[dict], cfg: TrainConfig) -> TrainResult:
     """Pure core: fit `model` on the labeled rows, evaluate it, audit the labels; writes nothing."""
     gold_keys = {normalize_title(g["title"]).key for g in gold}
-    rows = training_rows(labeled, gold_keys)
+    rows = training_rows(labeled, gold_keys, cfg.learn_other)
     train_rows, val_rows = split(rows, cfg.val_fraction, cfg.seed)
     start = time.perf_counter()
     model.fit([r["title"] for r in train_rows], [r["label"] for r in train_rows], seed=cfg.seed,
               sample_weight=weights(train_rows, cfg))
     metrics = {"train_seconds": time.perf_counter() - start, "train_rows": float(len(train_rows)),
                "val_rows": float(len(val_rows))}
+    metrics.update(calibrate(model, [r["title"] for r in val_rows], [r["label"] for r in val_rows], cfg))
     evaluations = {"val": score(model, [r["title"] for r in val_rows], [r["label"] for r in val_rows], "val")}
     if gold:
         evaluations["gold"] = score(model, [g["title"] for g in gold], [g["label"] for g in gold], "gold")
@@ -117,7 +136,8 @@ def train(model: TopicModel, labeled: list[dict], gold: list[dict], cfg: TrainCo
         issues, audit_metrics = audit(model, rows, cfg)
         metrics.update(audit_metrics)
     model.metrics = metrics
-    model.info = {**data_fingerprint(rows), "train_config": config_dict(cfg)}
+    model.info = {**data_fingerprint(rows), "train_config": config_dict(cfg),
+                  "calibration_method": model.calibration["method"]}
     return TrainResult(model=model, metrics=metrics, configs={}, data_info=data_fingerprint(rows),
                        label_counts=dict(rule_counts(labeled)), evaluations=evaluations, label_issues=issues)
 

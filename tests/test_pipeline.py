@@ -5,9 +5,10 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
-from pipeline import REPO_ROOT, TOPICS
+from pipeline import LABELS, REPO_ROOT, TOPICS
 from pipeline.cli import UserError
 from pipeline.config import CONFIG_DIR, DataConfig, LabelConfig, TfidfConfig, TrainConfig, load_config
 from pipeline.ingest import ingest
@@ -63,7 +64,8 @@ def test_audit_ranks_suspects_and_counts_them(run_env):
 
 def test_export_is_self_describing(run_env):
     meta = json.loads((run_env["model_dir"] / "model.json").read_text(encoding="utf-8"))
-    assert meta["kind"] == "tfidf" and sorted(meta["labels"]) == sorted(TOPICS)
+    assert meta["kind"] == "tfidf" and sorted(meta["labels"]) == sorted(LABELS)  # other is learned
+    assert meta["calibration"]["method"] in ("temperature", "isotonic", "platt") and 0 <= meta["abstain_threshold"] < 1
     assert meta["config"]["C"] == load_config(TfidfConfig, CONFIG_DIR / "tfidf.yaml").C
     assert "gold_macro_f1" in meta["metrics"] and len(meta["info"]["train_data_sha256"]) == 64
     assert (run_env["model_dir"].parent / "current").resolve() == run_env["model_dir"].resolve()
@@ -86,7 +88,7 @@ def test_mlflow_run_logged_and_model_registered(run_env):
 def test_model_round_trip(run_env):
     model = load_model(run_env["model_dir"])
     proba = model.predict_proba(["프로야구 LG, 두산에 역전승", "코스피 2800선 회복"])
-    assert proba.shape == (2, 4)
+    assert proba.shape == (2, len(LABELS)) and np.allclose(proba.sum(axis=1), 1)
     assert [model.labels[i] for i in proba.argmax(axis=1)] == ["sports", "business"]
 
 
@@ -119,6 +121,23 @@ def test_predict_input_keeps_every_line_in_order(run_env):
     assert [o["title"] for o in out] == lines
     assert [o["label"] for o in out] == ["business", None, "crime", None, None, "sports"]
     assert "empty" in out[1]["error"] and "Korean" in out[4]["error"]
+
+
+def test_predict_abstains_on_other_unless_told_not_to(run_env):
+    title = "부산 내일 비 소식…기온 뚝 떨어져"
+    out = json.loads(predict_cli("--model", str(run_env["model_dir"]), "--json", title).stdout)
+    forced = json.loads(predict_cli("--model", str(run_env["model_dir"]), "--json", "--no-abstain", title).stdout)
+    assert out["label"] == "other" and forced["label"] in TOPICS
+    assert set(out["scores"]) == set(forced["scores"]) == set(TOPICS)
+    assert out["confidence"] == pytest.approx(1 - max(out["scores"].values()), abs=1e-3)
+
+
+def test_abstain_and_calibration_metrics_logged(run_env):
+    metrics = run_env["result"].metrics
+    for name in ("gold_other_abstained", "gold_coverage", "gold_kept_accuracy", "val_ece", "val_ece_raw",
+                 "calibration_ece_none", "abstain_threshold"):
+        assert name in metrics
+    assert metrics["gold_other_abstained"] == 1.0  # the fixture weather headline
 
 
 @pytest.mark.parametrize("args, message", [

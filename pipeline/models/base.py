@@ -31,6 +31,8 @@ class TopicModel(ABC):
         self.labels: tuple[str, ...] = tuple(labels)
         self.metrics: dict[str, float] = {}  # filled by training, saved with the model
         self.info: dict[str, Any] = {}  # provenance (data hash, checkpoint, ...), saved with the model
+        self.calibration: dict | None = None  # pipeline.calibration parameters, fitted on held-out data
+        self.threshold: float | None = None  # abstain below this best-topic score (pipeline.calibration)
 
     @abstractmethod
     def fit(self, titles: Sequence[str], labels: Sequence[str], seed: int = 0,
@@ -39,8 +41,14 @@ class TopicModel(ABC):
         (e.g. the label model's confidence) scales each headline's say."""
 
     @abstractmethod
+    def predict_raw(self, titles: Sequence[str]) -> np.ndarray:
+        """(n, len(self.labels)) uncalibrated probabilities for raw headlines."""
+
     def predict_proba(self, titles: Sequence[str]) -> np.ndarray:
-        """(n, len(self.labels)) probabilities for raw headlines."""
+        """(n, len(self.labels)) calibrated probabilities for raw headlines."""
+        from pipeline.calibration import apply
+
+        return apply(self.calibration, self.predict_raw(titles))
 
     @abstractmethod
     def _save_weights(self, model_dir: Path) -> None: ...
@@ -63,6 +71,8 @@ class TopicModel(ABC):
             "config": asdict(self.config),
             "metrics": self.metrics,
             "info": self.info,
+            "calibration": self.calibration,
+            "abstain_threshold": self.threshold,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "python": platform.python_version(),
         }
@@ -79,6 +89,8 @@ class TopicModel(ABC):
         model = cls(from_dict(cls.config_class(), meta.get("config", {}), f"{model_dir}/{META_FILE}"), meta["labels"])
         model.metrics = meta.get("metrics", {})
         model.info = meta.get("info", {})
+        model.calibration = meta.get("calibration")
+        model.threshold = meta.get("abstain_threshold")
         try:
             model._load_weights(model_dir)
         except Exception as err:  # truncated or foreign files: say which directory, not a traceback

@@ -80,7 +80,7 @@ class TfidfModel(TopicModel):
         self.labels = tuple(self.pipeline.classes_)
         return self
 
-    def predict_proba(self, titles: Sequence[str]) -> np.ndarray:
+    def predict_raw(self, titles: Sequence[str]) -> np.ndarray:
         if self.pipeline is None:
             raise RuntimeError("model is not fitted")
         return self.pipeline.predict_proba(self.texts(titles))

@@ -1,0 +1,156 @@
+"""Calibrated confidence and abstaining ("other") for every model kind.
+
+Calibration maps a model's raw class probabilities to ones that mean what they say. Three methods
+are fitted on held-out data and the one with the lowest expected calibration error (ECE) on a
+second held-out half wins: temperature scaling (one parameter), isotonic regression (per class,
+then renormalised) and Platt scaling (a sigmoid per class, renormalised). The fitted calibrator is
+plain numbers (JSON in model.json), applied with numpy alone so the predict path stays light.
+
+Abstaining: `decide` answers `other` when the model's learned `other` class wins or no topic reaches
+the threshold; `choose_threshold` picks the threshold on validation data so that a configured share
+of in-scope headlines keeps a topic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from pipeline import OTHER, TOPICS
+
+EPS = 1e-6
+
+
+def expected_calibration_error(proba: np.ndarray, y: np.ndarray, bins: int = 15) -> float:
+    """ECE of the top-class confidence: bin-size-weighted |accuracy - confidence|."""
+    confidence = proba.max(axis=1)
+    correct = proba.argmax(axis=1) == y
+    edges = np.linspace(0, 1, bins + 1)
+    ece = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        in_bin = (confidence > lo) & (confidence <= hi)
+        if in_bin.any():
+            ece += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
+    return float(ece)
+
+
+def reliability(proba: np.ndarray, y: np.ndarray, bins: int = 10) -> list[tuple[float, float, int]]:
+    """(mean confidence, accuracy, count) per confidence bin, for reliability diagrams."""
+    confidence = proba.max(axis=1)
+    correct = proba.argmax(axis=1) == y
+    edges = np.linspace(0, 1, bins + 1)
+    out = []
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        in_bin = (confidence > lo) & (confidence <= hi)
+        if in_bin.any():
+            out.append((float(confidence[in_bin].mean()), float(correct[in_bin].mean()), int(in_bin.sum())))
+    return out
+
+
+def apply(calibration: dict | None, proba: np.ndarray) -> np.ndarray:
+    """Calibrated probabilities (rows sum to 1); identity when there is no calibration."""
+    if not calibration:
+        return proba
+    method = calibration["method"]
+    if method == "temperature":
+        logits = np.log(np.clip(proba, EPS, 1)) / calibration["temperature"]
+        out = np.exp(logits - logits.max(axis=1, keepdims=True))
+    elif method == "isotonic":
+        out = np.column_stack([np.interp(proba[:, k], x, y) for k, (x, y) in enumerate(calibration["curves"])])
+    elif method == "platt":
+        logit = np.log(np.clip(proba, EPS, 1 - EPS) / np.clip(1 - proba, EPS, 1))
+        a, b = np.array(calibration["a"]), np.array(calibration["b"])
+        out = 1 / (1 + np.exp(-(a * logit + b)))
+    else:
+        raise ValueError(f"unknown calibration method {method!r}")
+    out = np.clip(out, EPS, None)
+    return out / out.sum(axis=1, keepdims=True)
+
+
+def fit_temperature(proba: np.ndarray, y: np.ndarray) -> dict:
+    from scipy.optimize import minimize_scalar
+
+    log_p = np.log(np.clip(proba, EPS, 1))
+
+    def nll(log_t: float) -> float:
+        z = log_p / np.exp(log_t)
+        z = z - z.max(axis=1, keepdims=True)
+        return float(-(z[np.arange(len(y)), y] - np.log(np.exp(z).sum(axis=1))).mean())
+
+    best = minimize_scalar(nll, bounds=(-3, 3), method="bounded")
+    return {"method": "temperature", "temperature": float(np.exp(best.x))}
+
+
+def fit_isotonic(proba: np.ndarray, y: np.ndarray) -> dict:
+    from sklearn.isotonic import IsotonicRegression
+
+    curves = []
+    for k in range(proba.shape[1]):
+        iso = IsotonicRegression(y_min=0, y_max=1, out_of_bounds="clip").fit(proba[:, k], (y == k).astype(float))
+        curves.append((iso.X_thresholds_.tolist(), iso.y_thresholds_.tolist()))
+    return {"method": "isotonic", "curves": curves}
+
+
+def fit_platt(proba: np.ndarray, y: np.ndarray) -> dict:
+    from sklearn.linear_model import LogisticRegression
+
+    logit = np.log(np.clip(proba, EPS, 1 - EPS) / np.clip(1 - proba, EPS, 1))
+    a, b = [], []
+    for k in range(proba.shape[1]):
+        target = (y == k).astype(int)
+        if target.min() == target.max():  # a class absent from the data: leave it as it is
+            a.append(1.0)
+            b.append(0.0)
+            continue
+        lr = LogisticRegression(C=1e4).fit(logit[:, [k]], target)
+        a.append(float(lr.coef_[0, 0]))
+        b.append(float(lr.intercept_[0]))
+    return {"method": "platt", "a": a, "b": b}
+
+
+FITTERS = {"temperature": fit_temperature, "isotonic": fit_isotonic, "platt": fit_platt}
+
+
+def choose_calibration(proba: np.ndarray, y: np.ndarray, seed: int) -> tuple[dict, dict[str, float]]:
+    """Fit each method on one half, score ECE on the other; refit the winner on all. Returns
+    (calibration, ECE per method on the scoring half, 'none' included)."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(y))
+    fit_idx, score_idx = order[: len(y) // 2], order[len(y) // 2:]
+    scores = {"none": expected_calibration_error(proba[score_idx], y[score_idx])}
+    for name, fit in FITTERS.items():
+        calibration = fit(proba[fit_idx], y[fit_idx])
+        scores[name] = expected_calibration_error(apply(calibration, proba[score_idx]), y[score_idx])
+    best = min(FITTERS, key=lambda name: scores[name])  # ties: dict order, simplest first
+    return FITTERS[best](proba, y), scores
+
+
+def decide(scores: np.ndarray, labels: Sequence[str], threshold: float | None, abstain: bool = True) -> str:
+    """The answer for one row of calibrated scores over `labels` (which may include `other`)."""
+    topic_idx = [i for i, label in enumerate(labels) if label != OTHER]
+    best_topic = max(topic_idx, key=lambda i: scores[i])
+    if not abstain:
+        return labels[best_topic]
+    if labels[int(np.argmax(scores))] == OTHER or (threshold is not None and scores[best_topic] < threshold):
+        return OTHER
+    return labels[best_topic]
+
+
+def choose_threshold(proba: np.ndarray, labels: Sequence[str], y_true: Sequence[str], coverage: float) -> float:
+    """Largest threshold on the best topic's score that keeps a topic for `coverage` of the in-scope
+    rows (learned-`other` answers count against coverage, so the threshold is only what remains)."""
+    topic_idx = [i for i, label in enumerate(labels) if label != OTHER]
+    in_scope = np.array([y in TOPICS for y in y_true])
+    rows = proba[in_scope]
+    best_topic = rows[:, topic_idx].max(axis=1)
+    if OTHER in labels:
+        learned_other = rows.argmax(axis=1) == list(labels).index(OTHER)
+        best_topic = np.where(learned_other, -1.0, best_topic)
+    candidates = np.sort(best_topic[best_topic >= 0])
+    if len(candidates) == 0:
+        return 0.0
+    allowed_loss = int(np.floor((1 - coverage) * len(rows))) - int((best_topic < 0).sum())
+    if allowed_loss <= 0:
+        return 0.0
+    return float(candidates[min(allowed_loss, len(candidates)) - 1] + EPS)

@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+
+from pipeline import LABELS, TOPICS
+from pipeline.calibration import (
+    FITTERS,
+    apply,
+    choose_calibration,
+    choose_threshold,
+    decide,
+    expected_calibration_error,
+)
+
+
+def overconfident(n=4000, seed=0):
+    """4-class data that is right ~78% of the time but claims ~93%."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 4, n)
+    predicted = np.where(rng.random(n) < 0.7, y, rng.integers(0, 4, n))
+    logits = rng.normal(0, 0.3, (n, 4))
+    logits[np.arange(n), predicted] += 4.0
+    proba = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    return proba, y
+
+
+def test_ece_is_zero_for_honest_scores_and_large_for_overconfident():
+    proba, y = overconfident()
+    assert expected_calibration_error(proba, y) > 0.1  # ~78% right, ~93% claimed
+    honest = np.eye(4)[y]  # always right, always certain
+    assert expected_calibration_error(honest, y) == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("method", list(FITTERS))
+def test_each_method_reduces_ece_and_keeps_rows_normalised(method):
+    proba, y = overconfident()
+    calibration = FITTERS[method](proba[:2000], y[:2000])
+    calibrated = apply(calibration, proba[2000:])
+    assert np.allclose(calibrated.sum(axis=1), 1)
+    assert expected_calibration_error(calibrated, y[2000:]) < expected_calibration_error(proba[2000:], y[2000:]) / 2
+
+
+def test_choice_is_measured_and_no_calibration_is_identity():
+    proba, y = overconfident()
+    calibration, scores = choose_calibration(proba, y, seed=1)
+    assert set(scores) == {"none", *FITTERS} and calibration["method"] == min(FITTERS, key=scores.get)
+    assert apply(None, proba) is proba
+
+
+def test_decide_abstains_below_threshold_and_when_other_wins():
+    labels = LABELS  # topics + other
+    assert decide(np.array([0.5, 0.2, 0.1, 0.1, 0.1]), labels, threshold=0.4) == "politics"
+    assert decide(np.array([0.3, 0.2, 0.2, 0.2, 0.1]), labels, threshold=0.4) == "other"
+    assert decide(np.array([0.2, 0.1, 0.1, 0.1, 0.5]), labels, threshold=0.1) == "other"
+    assert decide(np.array([0.2, 0.1, 0.1, 0.1, 0.5]), labels, threshold=0.1, abstain=False) == "politics"
+
+
+def test_threshold_keeps_the_configured_coverage():
+    rng = np.random.default_rng(3)
+    proba = rng.dirichlet(np.ones(4), 1000)
+    y = [TOPICS[i] for i in rng.integers(0, 4, 1000)]
+    threshold = choose_threshold(proba, TOPICS, y, coverage=0.9)
+    kept = (proba.max(axis=1) >= threshold).mean()
+    assert 0.89 <= kept <= 0.91
+    assert choose_threshold(proba, TOPICS, y, coverage=1.0) == 0.0
