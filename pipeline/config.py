@@ -85,8 +85,32 @@ class TfidfConfig:
 
 
 @dataclass(frozen=True)
+class KobertConfig:
+    checkpoint: str = "skt/kobert-base-v1"  # Hub id or local directory (BERT checkpoint + spiece.model)
+    offline_fallback: bool = True  # checkpoint unreachable: build a KoBERT-style model from our headlines
+    pretrained_dir: str = "models/pretrained"  # cache of offline builds, keyed by corpus and recipe
+    # offline build: SentencePiece vocab (KoBERT's size and special ids) and a small BERT
+    vocab_size: int = 8002
+    hidden_size: int = 128
+    layers: int = 2
+    heads: int = 2
+    pretrain_epochs: int = 1  # masked-language-model passes over the unlabeled headlines
+    pretrain_lr: float = 5e-4
+    mask_prob: float = 0.15
+    # fine-tuning
+    max_length: int = 48  # pieces per headline incl. [CLS]/[SEP]; headlines are short
+    batch_size: int = 64
+    epochs: int = 4
+    learning_rate: float = 3e-4
+    patience: int = 1  # epochs without early-stopping macro-F1 gain before stopping
+    early_stopping_fraction: float = 0.1  # share of the training rows held out for early stopping
+    predict_batch_size: int = 128
+    seed: int = 13
+
+
+@dataclass(frozen=True)
 class TrainConfig:
-    model: str = "tfidf"  # model kind: tfidf
+    model: str = "tfidf"  # model kind: tfidf or kobert
     seed: int = 13  # split and model seed
     val_fraction: float = 0.1  # stratified held-out share of the labeled rows
     experiment: str = "headline-topics"  # MLflow experiment name

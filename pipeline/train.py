@@ -4,8 +4,9 @@
 
 Reads data/processed/labeled.csv (make label), splits it deterministically (seeded, stratified),
 fits the model kind's config (configs/<kind>.yaml), evaluates on the held-out split and on the gold
-set, logs the run (pipeline.tracking) and only then swaps the model into models/<kind> and points
-models/current at it. Any failure before that leaves the previous model in place.
+set, logs the run (pipeline.tracking) and only then swaps the model into models/<kind>; models/current
+points at it unless the current default scores better on gold macro-F1. Any failure before the swap
+leaves the previous model in place.
 """
 
 from __future__ import annotations
@@ -94,7 +95,12 @@ def audit(model: TopicModel, rows: list[dict], cfg: TrainConfig) -> tuple[list[d
     """Confident-learning suspects over all training rows, and their count per given label."""
     from pipeline.audit import find_issues, out_of_fold_proba
 
-    proba = out_of_fold_proba(lambda: type(model)(model.config), [r["title"] for r in rows],
+    def fresh() -> TopicModel:
+        twin = type(model)(model.config)
+        twin.unlabeled = model.unlabeled
+        return twin
+
+    proba = out_of_fold_proba(fresh, [r["title"] for r in rows],
                               [r["label"] for r in rows], weights(rows, cfg), cfg.audit_folds, cfg.seed)
     issues = find_issues(rows, proba)
     counts = {f"audit_issues_{t}": float(sum(i["label"] == t for i in issues)) for t in LABELS}
@@ -120,6 +126,7 @@ def train(model: TopicModel, labeled: list[dict], gold: list[dict], cfg: TrainCo
     gold_keys = {normalize_title(g["title"]).key for g in gold}
     rows = training_rows(labeled, gold_keys, cfg.learn_other)
     train_rows, val_rows = split(rows, cfg.val_fraction, cfg.seed)
+    model.unlabeled = [r["title"] for r in labeled if r["key"] not in gold_keys]  # every headline, no gold
     start = time.perf_counter()
     model.fit([r["title"] for r in train_rows], [r["label"] for r in train_rows], seed=cfg.seed,
               sample_weight=weights(train_rows, cfg))
@@ -132,12 +139,12 @@ def train(model: TopicModel, labeled: list[dict], gold: list[dict], cfg: TrainCo
     for evaluation in evaluations.values():
         metrics.update(evaluation.metrics)
     issues: list[dict] = []
-    if cfg.audit_folds:
+    if cfg.audit_folds and model.audit_refits:
         issues, audit_metrics = audit(model, rows, cfg)
         metrics.update(audit_metrics)
     model.metrics = metrics
-    model.info = {**data_fingerprint(rows), "train_config": config_dict(cfg),
-                  "calibration_method": model.calibration["method"]}
+    model.info.update({**data_fingerprint(rows), "train_config": config_dict(cfg),
+                       "calibration_method": model.calibration["method"]})
     return TrainResult(model=model, metrics=metrics, configs={}, data_info=data_fingerprint(rows),
                        label_counts=dict(rule_counts(labeled)), evaluations=evaluations, label_issues=issues)
 
@@ -163,8 +170,23 @@ def export(result: TrainResult, cfg: TrainConfig, log: bool = True) -> Path:
         replace_dir(staging, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    point_link(models_dir / "current", kind)
+    if should_become_default(models_dir / "current", result.metrics):
+        point_link(models_dir / "current", kind)
     return final
+
+
+def should_become_default(current: Path, metrics: dict[str, float]) -> bool:
+    """A new export becomes models/current unless the current default scores better on gold."""
+    from pipeline.models import read_meta
+
+    if not current.exists():
+        return True
+    try:
+        current_f1 = read_meta(current)["metrics"].get("gold_macro_f1")
+    except UserError:
+        return True  # a broken default is replaced
+    new_f1 = metrics.get("gold_macro_f1")
+    return current_f1 is None or (new_f1 is not None and new_f1 >= current_f1)
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ from pipeline.models.base import META_FILE, TopicModel
 # kind -> "module:Class"
 KINDS = {
     "tfidf": "pipeline.models.tfidf:TfidfModel",
+    "kobert": "pipeline.models.kobert:KobertModel",
 }
 
 

@@ -25,6 +25,8 @@ META_FILE = "model.json"
 
 class TopicModel(ABC):
     kind: ClassVar[str]
+    # Whether the label audit may refit this kind k times for out-of-fold probabilities (cheap kinds only).
+    audit_refits: ClassVar[bool] = True
 
     def __init__(self, config: Any, labels: Sequence[str] = ()):
         self.config = config
@@ -33,6 +35,7 @@ class TopicModel(ABC):
         self.info: dict[str, Any] = {}  # provenance (data hash, checkpoint, ...), saved with the model
         self.calibration: dict | None = None  # pipeline.calibration parameters, fitted on held-out data
         self.threshold: float | None = None  # abstain below this best-topic score (pipeline.calibration)
+        self.unlabeled: list[str] = []  # unlabeled headlines (no gold), for kinds that pretrain on them
 
     @abstractmethod
     def fit(self, titles: Sequence[str], labels: Sequence[str], seed: int = 0,
