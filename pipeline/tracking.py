@@ -60,7 +60,11 @@ def _experiment_id(name: str) -> str:
 def training_run(experiment: str, kind: str) -> Iterator[str]:
     """Open a run (marked FAILED if the block raises) and yield its id."""
     mlflow.set_tracking_uri(tracking_uri())
-    with mlflow.start_run(experiment_id=_experiment_id(experiment), tags={"model_kind": kind}) as active:
+    from datetime import datetime
+
+    name = f"{kind}-{datetime.now():%Y%m%d-%H%M%S}"
+    with mlflow.start_run(experiment_id=_experiment_id(experiment), run_name=name,
+                          tags={"model_kind": kind}) as active:
         yield active.info.run_id
 
 
@@ -95,14 +99,18 @@ class HeadlineTopicPyfunc(mlflow.pyfunc.PythonModel):
         return frame
 
 
-def _confusion_figure(matrix: list[list[int]], title: str):
+def _confusion_figure(matrix: list[list[int]], title: str, normalise: bool = False):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
+    if normalise:
+        counts = np.asarray(matrix, dtype=float)
+        matrix = np.round(counts / np.maximum(counts.sum(axis=1, keepdims=True), 1), 2).tolist()
     fig, ax = plt.subplots(figsize=(5, 4.5))
-    ax.imshow(matrix, cmap="Blues")
+    ax.imshow(matrix, cmap="Blues", vmin=0)
     ax.set_xticks(range(len(TOPICS)), TOPICS, rotation=30)
     ax.set_yticks(range(len(TOPICS)), TOPICS)
     ax.set_xlabel("predicted")
@@ -112,6 +120,20 @@ def _confusion_figure(matrix: list[list[int]], title: str):
     for i, row in enumerate(matrix):
         for j, n in enumerate(row):
             ax.text(j, i, str(n), ha="center", va="center", color="white" if n > peak / 2 else "black")
+    fig.tight_layout()
+    return fig
+
+
+def _f1_figure(metrics: dict[str, float], split: str, title: str):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    values = [metrics.get(f"{split}_f1_{t}", 0.0) for t in TOPICS]
+    bars = ax.bar(TOPICS, values, color="#4c72b0")
+    ax.bar_label(bars, fmt="%.3f")
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("F1")
+    ax.set_title(f"{title} (macro {metrics.get(f'{split}_macro_f1', 0.0):.3f})")
     fig.tight_layout()
     return fig
 
@@ -151,7 +173,8 @@ def log_result(result, model_dir: Path) -> None:
     mlflow.log_params({k: v for k, v in params.items() if len(k) <= 250})
     for name, cfg in result.configs.items():
         mlflow.log_dict(cfg, f"config/{name}.json")
-    mlflow.set_tags({"train_data_sha256": result.data_info["train_data_sha256"]})
+    mlflow.set_tags({"train_data_sha256": result.data_info["train_data_sha256"],
+                     "checkpoint": str(result.model.info.get("checkpoint", "none"))})
     mlflow.log_metrics(result.metrics)
     mlflow.log_metrics({_metric_name(f"label_count_{rule}"): float(n) for rule, n in result.label_counts.items()})
     mlflow.log_dict(result.label_counts, "labels/rule_counts.json")
@@ -160,8 +183,14 @@ def log_result(result, model_dir: Path) -> None:
     if result.label_issues:
         mlflow.log_table(pd.DataFrame(result.label_issues), "labels/label_issues.json")
     for split, evaluation in result.evaluations.items():
-        for fig, name in ((_confusion_figure(evaluation.confusion, f"{kind}: {split} confusion"), "confusion_matrix"),
-                          (_reliability_figure(evaluation.reliability, f"{kind}: {split} reliability"), "reliability")):
+        figures = (
+            (_confusion_figure(evaluation.confusion, f"{kind}: {split} confusion"), "confusion_matrix"),
+            (_confusion_figure(evaluation.confusion, f"{kind}: {split} confusion (row-normalised)", normalise=True),
+             "confusion_matrix_normalised"),
+            (_f1_figure(result.metrics, split, f"{kind}: {split} F1 per class"), "f1_per_class"),
+            (_reliability_figure(evaluation.reliability, f"{kind}: {split} reliability"), "reliability"),
+        )
+        for fig, name in figures:
             mlflow.log_figure(fig, f"plots/{split}_{name}.png")
             plt.close(fig)
     mlflow.log_dict({"calibration": result.model.calibration, "abstain_threshold": result.model.threshold},
@@ -187,7 +216,7 @@ def log_result(result, model_dir: Path) -> None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            mlflow.pyfunc.log_model(
+            info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=HeadlineTopicPyfunc(),
                 artifacts={"model_dir": str(model_dir)},
@@ -198,3 +227,75 @@ def log_result(result, model_dir: Path) -> None:
             )
     finally:
         pyfunc_logger.setLevel(level)
+    _tag_version(registered_name(kind), info.registered_model_version, result, model_dir)
+
+
+def _dir_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def _tag_version(name: str, version, result, model_dir: Path) -> None:
+    """Gold metrics, size and speed on the registered version: what champion selection reads."""
+    client = mlflow.MlflowClient()
+    tags = {k: f"{v:.6f}" for k, v in result.metrics.items() if k.startswith("gold_") and "other_as" not in k}
+    tags.update({"model_kind": result.model.kind, "model_bytes": str(_dir_bytes(model_dir)),
+                 "checkpoint": str(result.model.info.get("checkpoint", "none"))})
+    for key, value in tags.items():
+        client.set_model_version_tag(name, str(version), key, value)
+
+
+# --- registry: champion and comparison (used by pipeline.promote and pipeline.compare) -----------------
+
+CHAMPION = "champion"
+NAME_PREFIX = "headline-topic-"
+
+
+def registered_versions() -> list[dict]:
+    """Every registered version of every model kind, with its tags and whether it is the champion."""
+    mlflow.set_tracking_uri(tracking_uri())
+    client = mlflow.MlflowClient()
+    out = []
+    for model in client.search_registered_models(f"name LIKE '{NAME_PREFIX}%'"):
+        champion = model.aliases.get(CHAMPION) if model.aliases else None
+        for version in client.search_model_versions(f"name='{model.name}'"):
+            out.append({"name": model.name, "version": str(version.version), "run_id": version.run_id,
+                        "tags": dict(version.tags), "champion": str(version.version) == str(champion)})
+    return out
+
+
+def set_champion(name: str, version: str) -> None:
+    """Point the `champion` alias at one version; no other model kind keeps it."""
+    mlflow.set_tracking_uri(tracking_uri())
+    client = mlflow.MlflowClient()
+    for model in client.search_registered_models(f"name LIKE '{NAME_PREFIX}%'"):
+        if model.name != name and model.aliases and CHAMPION in model.aliases:
+            client.delete_registered_model_alias(model.name, CHAMPION)
+    client.set_registered_model_alias(name, CHAMPION, version)
+
+
+def download_model_dir(run_id: str, dest: Path) -> Path:
+    """The exported model directory logged with a run (the pyfunc's `model_dir` artifact)."""
+    mlflow.set_tracking_uri(tracking_uri())
+    local = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="model/artifacts",
+                                                     dst_path=str(dest)))
+    found = [p.parent for p in local.rglob("model.json")]
+    if not found:
+        raise FileNotFoundError(f"run {run_id} has no logged model directory")
+    return found[0]
+
+
+def latest_runs(experiment: str) -> list[dict]:
+    """The newest finished run of each model kind: name, tags and metrics."""
+    mlflow.set_tracking_uri(tracking_uri())
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    runs = mlflow.MlflowClient().search_runs([found.experiment_id], "attributes.status = 'FINISHED'",
+                                             order_by=["attributes.start_time DESC"], max_results=500)
+    latest: dict[str, dict] = {}
+    for run in runs:
+        kind = run.data.tags.get("model_kind", "?")
+        if kind not in latest:
+            latest[kind] = {"kind": kind, "run_id": run.info.run_id, "run_name": run.info.run_name,
+                            "tags": dict(run.data.tags), "metrics": dict(run.data.metrics)}
+    return list(latest.values())

@@ -4,9 +4,10 @@
 
 Reads data/processed/labeled.csv (make label), splits it deterministically (seeded, stratified),
 fits the model kind's config (configs/<kind>.yaml), evaluates on the held-out split and on the gold
-set, logs the run (pipeline.tracking) and only then swaps the model into models/<kind>; models/current
-points at it unless the current default scores better on gold macro-F1. Any failure before the swap
-leaves the previous model in place.
+set, logs the run (pipeline.tracking) and only then swaps the model into models/<kind>. Any failure
+before the swap leaves the previous model in place. Which model is the default (models/current) is
+decided by `python -m pipeline.promote` (make train runs it last); the very first export becomes the
+default until then.
 """
 
 from __future__ import annotations
@@ -170,23 +171,9 @@ def export(result: TrainResult, cfg: TrainConfig, log: bool = True) -> Path:
         replace_dir(staging, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    if should_become_default(models_dir / "current", result.metrics):
+    if not (models_dir / "current").exists():  # the first model is the default until `promote` decides
         point_link(models_dir / "current", kind)
     return final
-
-
-def should_become_default(current: Path, metrics: dict[str, float]) -> bool:
-    """A new export becomes models/current unless the current default scores better on gold."""
-    from pipeline.models import read_meta
-
-    if not current.exists():
-        return True
-    try:
-        current_f1 = read_meta(current)["metrics"].get("gold_macro_f1")
-    except UserError:
-        return True  # a broken default is replaced
-    new_f1 = metrics.get("gold_macro_f1")
-    return current_f1 is None or (new_f1 is not None and new_f1 >= current_f1)
 
 
 def main() -> None:

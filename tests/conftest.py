@@ -142,3 +142,40 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "shared_data" in item.keywords:
             item.add_marker(skip)
+
+
+TINY_KOBERT = {"checkpoint": "/no/such/checkpoint", "vocab_size": 300, "hidden_size": 64, "layers": 1, "heads": 2,
+               "pretrain_epochs": 1, "epochs": 25, "batch_size": 16, "learning_rate": 0.002, "patience": 6,
+               "max_length": 24}
+
+
+@pytest.fixture(scope="session")
+def two_kind_store(data_dir, tmp_path_factory):
+    """A temporary MLflow store and models folder holding one TF-IDF and one tiny KoBERT run."""
+    from pipeline.config import CONFIG_DIR, DataConfig, KobertConfig, LabelConfig, TfidfConfig, TrainConfig, load_config
+    from pipeline.ingest import ingest
+    from pipeline.label import label_table, read_gold
+    from pipeline.models.kobert import KobertModel
+    from pipeline.models.tfidf import TfidfModel
+    from pipeline.train import export, train
+
+    tmp = tmp_path_factory.mktemp("store")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("HEADLINE_DATA_DIR", str(data_dir))
+    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp}/mlflow.db")
+    mp.setenv("HF_HUB_OFFLINE", "1")
+    data_cfg = load_config(DataConfig)
+    gold = read_gold(data_cfg)
+    rows = label_table(ingest(data_cfg), gold, load_config(LabelConfig, CONFIG_DIR / "labels.yaml"), manual={}).rows
+    cfg = load_config(TrainConfig, overrides={"models_dir": str(tmp / "models"), "experiment": "headline-topics",
+                                              "audit_folds": 0})
+    results = {}
+    for model in (TfidfModel(load_config(TfidfConfig, CONFIG_DIR / "tfidf.yaml")),
+                  KobertModel(load_config(KobertConfig, overrides={**TINY_KOBERT,
+                                                                   "pretrained_dir": str(tmp / "pretrained")}))):
+        result = train(model, rows, gold, cfg)
+        result.configs = {"train": {"seed": cfg.seed}}
+        export(result, cfg)
+        results[model.kind] = result
+    yield {"tmp": tmp, "models_dir": tmp / "models", "results": results}
+    mp.undo()

@@ -16,7 +16,7 @@ from pipeline.label import label_table, read_gold
 from pipeline.models import load_model
 from pipeline.models.kobert import CLS, MASK, PAD, SEP, SPECIALS, UNK, KobertModel, KoBertTokenizer
 from pipeline.train import train
-from tests.conftest import make_ynat_rows
+from tests.conftest import TINY_KOBERT, make_ynat_rows
 
 pytest.importorskip("torch")
 
@@ -71,9 +71,7 @@ def test_foreign_vocabulary_layout_is_refused(tmp_path):
         KoBertTokenizer(tmp_path / "x.model")
 
 
-TINY = {"checkpoint": "/no/such/checkpoint", "vocab_size": 300, "hidden_size": 64, "layers": 1, "heads": 2,
-        "pretrain_epochs": 1, "epochs": 25, "batch_size": 16, "learning_rate": 0.002, "patience": 6,
-        "max_length": 24}
+TINY = TINY_KOBERT
 
 
 def test_unreachable_checkpoint_without_fallback_is_one_line_error(data_env, tmp_path):

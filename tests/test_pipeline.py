@@ -179,15 +179,3 @@ def test_failed_run_keeps_previous_model(run_env, monkeypatch):
         export(run_env["result"], run_env["cfg"])
     assert (run_env["model_dir"] / "model.json").read_bytes() == before
     assert not list(run_env["model_dir"].parent.glob(".staging-*"))
-
-
-def test_default_model_moves_only_to_a_better_or_equal_one(tmp_path):
-    from pipeline.train import should_become_default
-
-    assert should_become_default(tmp_path / "current", {"gold_macro_f1": 0.5})  # no default yet
-    (tmp_path / "a").mkdir()
-    (tmp_path / "a" / "model.json").write_text(json.dumps({"kind": "tfidf", "labels": [], "metrics":
-                                                           {"gold_macro_f1": 0.9}}), encoding="utf-8")
-    (tmp_path / "current").symlink_to("a")
-    assert not should_become_default(tmp_path / "current", {"gold_macro_f1": 0.85})
-    assert should_become_default(tmp_path / "current", {"gold_macro_f1": 0.9})

@@ -1,0 +1,54 @@
+"""Compare: the latest run of each model kind side by side, on the same metrics.
+
+    python -m pipeline.compare [--experiment headline-topics]     (make compare)
+
+Columns: kind, run, checkpoint actually used, training-data hash, gold macro-F1 and per-class F1,
+validation macro-F1, training time and prediction throughput; `*` marks the kind of the champion.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from pipeline import TOPICS
+from pipeline.cli import UserError, run
+
+COLUMNS = ("kind", "run", "checkpoint", "data", "gold_macro_f1", *(f"gold_f1_{t}" for t in TOPICS),
+           "val_macro_f1", "train_s", "headlines/s")
+
+
+def rows(runs: list[dict], champion_kind: str | None) -> list[list[str]]:
+    out = []
+    for r in sorted(runs, key=lambda r: -r["metrics"].get("gold_macro_f1", 0.0)):
+        m = r["metrics"]
+        out.append([("*" if r["kind"] == champion_kind else "") + r["kind"], r["run_name"],
+                    r["tags"].get("checkpoint", "none")[:28], r["tags"].get("train_data_sha256", "")[:10],
+                    f"{m.get('gold_macro_f1', float('nan')):.4f}",
+                    *(f"{m.get(f'gold_f1_{t}', float('nan')):.3f}" for t in TOPICS),
+                    f"{m.get('val_macro_f1', float('nan')):.4f}", f"{m.get('train_seconds', float('nan')):.0f}",
+                    f"{m.get('gold_headlines_per_second', float('nan')):.0f}"])
+    return out
+
+
+def format_table(table: list[list[str]]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(COLUMNS, *table, strict=True)]
+    lines = ["  ".join(str(x).ljust(w) for x, w in zip(COLUMNS, widths, strict=True))]
+    lines += ["  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)) for row in table]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    from pipeline import tracking
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--experiment", default="headline-topics")
+    args = parser.parse_args()
+    runs = tracking.latest_runs(args.experiment)
+    if not runs:
+        raise UserError(f"no finished runs in experiment {args.experiment!r}: run `make train` first")
+    champion = next((v for v in tracking.registered_versions() if v["champion"]), None)
+    print(format_table(rows(runs, champion["tags"].get("model_kind") if champion else None)))
+
+
+if __name__ == "__main__":
+    run(main)
