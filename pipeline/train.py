@@ -134,6 +134,8 @@ def train(model: TopicModel, labeled: list[dict], gold: list[dict], cfg: TrainCo
     metrics = {"train_seconds": time.perf_counter() - start, "train_rows": float(len(train_rows)),
                "val_rows": float(len(val_rows))}
     metrics.update(calibrate(model, [r["title"] for r in val_rows], [r["label"] for r in val_rows], cfg))
+    # phase timings a kind reports about itself (tokenizer, pretraining, fine-tuning)
+    metrics.update({k: float(v) for k, v in model.info.items() if k.endswith("_seconds")})
     evaluations = {"val": score(model, [r["title"] for r in val_rows], [r["label"] for r in val_rows], "val")}
     if gold:
         evaluations["gold"] = score(model, [g["title"] for g in gold], [g["label"] for g in gold], "gold")
