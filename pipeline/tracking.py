@@ -258,8 +258,13 @@ def registered_versions() -> list[dict]:
     for model in client.search_registered_models(f"name LIKE '{NAME_PREFIX}%'"):
         champion = model.aliases.get(CHAMPION) if model.aliases else None
         for version in client.search_model_versions(f"name='{model.name}'"):
+            tags = dict(version.tags)
+            if "gold_macro_f1" not in tags and version.run_id:  # registered before versions were tagged
+                metrics = client.get_run(version.run_id).data.metrics
+                tags.update({k: f"{v:.6f}" for k, v in metrics.items() if k.startswith("gold_")})
+                tags.setdefault("model_kind", model.name.removeprefix(NAME_PREFIX))
             out.append({"name": model.name, "version": str(version.version), "run_id": version.run_id,
-                        "tags": dict(version.tags), "champion": str(version.version) == str(champion)})
+                        "tags": tags, "champion": str(version.version) == str(champion)})
     return out
 
 
