@@ -146,9 +146,10 @@ def train(model: TopicModel, labeled: list[dict], gold: list[dict], cfg: TrainCo
         issues, audit_metrics = audit(model, rows, cfg)
         metrics.update(audit_metrics)
     model.metrics = metrics
-    model.info.update({**data_fingerprint(rows), "train_config": config_dict(cfg),
+    fingerprint = data_fingerprint(rows)
+    model.info.update({**fingerprint, "train_config": config_dict(cfg),
                        "calibration_method": model.calibration["method"]})
-    return TrainResult(model=model, metrics=metrics, configs={}, data_info=data_fingerprint(rows),
+    return TrainResult(model=model, metrics=metrics, configs={}, data_info=fingerprint,
                        label_counts=dict(rule_counts(labeled)), evaluations=evaluations, label_issues=issues)
 
 

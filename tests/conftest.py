@@ -144,6 +144,17 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+def label_data_folder():
+    """(labeling result, gold rows) for the data folder $HEADLINE_DATA_DIR points at, with the repo's rules."""
+    from pipeline.config import CONFIG_DIR, DataConfig, LabelConfig, load_config
+    from pipeline.ingest import ingest
+    from pipeline.label import label_table, read_gold
+
+    data_cfg = load_config(DataConfig)
+    gold = read_gold(data_cfg)
+    return label_table(ingest(data_cfg), gold, load_config(LabelConfig, CONFIG_DIR / "labels.yaml"), manual={}), gold
+
+
 TINY_KOBERT = {"checkpoint": "/no/such/checkpoint", "vocab_size": 300, "hidden_size": 64, "layers": 1, "heads": 2,
                "pretrain_epochs": 1, "epochs": 25, "batch_size": 16, "learning_rate": 0.002, "patience": 6,
                "max_length": 24}
@@ -152,9 +163,7 @@ TINY_KOBERT = {"checkpoint": "/no/such/checkpoint", "vocab_size": 300, "hidden_s
 @pytest.fixture(scope="session")
 def two_kind_store(data_dir, tmp_path_factory):
     """A temporary MLflow store and models folder holding one TF-IDF and one tiny KoBERT run."""
-    from pipeline.config import CONFIG_DIR, DataConfig, KobertConfig, LabelConfig, TfidfConfig, TrainConfig, load_config
-    from pipeline.ingest import ingest
-    from pipeline.label import label_table, read_gold
+    from pipeline.config import CONFIG_DIR, KobertConfig, TfidfConfig, TrainConfig, load_config
     from pipeline.models.kobert import KobertModel
     from pipeline.models.tfidf import TfidfModel
     from pipeline.train import export, train
@@ -164,9 +173,8 @@ def two_kind_store(data_dir, tmp_path_factory):
     mp.setenv("HEADLINE_DATA_DIR", str(data_dir))
     mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp}/mlflow.db")
     mp.setenv("HF_HUB_OFFLINE", "1")
-    data_cfg = load_config(DataConfig)
-    gold = read_gold(data_cfg)
-    rows = label_table(ingest(data_cfg), gold, load_config(LabelConfig, CONFIG_DIR / "labels.yaml"), manual={}).rows
+    labeling, gold = label_data_folder()
+    rows = labeling.rows
     cfg = load_config(TrainConfig, overrides={"models_dir": str(tmp / "models"), "experiment": "headline-topics",
                                               "audit_folds": 0})
     results = {}

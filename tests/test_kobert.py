@@ -10,13 +10,11 @@ import pytest
 
 from pipeline import REPO_ROOT, TOPICS
 from pipeline.cli import UserError
-from pipeline.config import CONFIG_DIR, DataConfig, KobertConfig, LabelConfig, TrainConfig, load_config
-from pipeline.ingest import ingest
-from pipeline.label import label_table, read_gold
+from pipeline.config import KobertConfig, TrainConfig, load_config
 from pipeline.models import load_model
 from pipeline.models.kobert import CLS, MASK, PAD, SEP, SPECIALS, UNK, KobertModel, KoBertTokenizer
 from pipeline.train import train
-from tests.conftest import TINY_KOBERT, make_ynat_rows
+from tests.conftest import TINY_KOBERT, label_data_folder, make_ynat_rows
 
 pytest.importorskip("torch")
 
@@ -86,12 +84,10 @@ def tiny_run(data_dir, tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("HEADLINE_DATA_DIR", str(data_dir))
     mp.setenv("HF_HUB_OFFLINE", "1")
-    data_cfg = load_config(DataConfig)
-    labeling = label_table(ingest(data_cfg), read_gold(data_cfg), load_config(LabelConfig, CONFIG_DIR / "labels.yaml"),
-                           manual={})
+    labeling, gold = label_data_folder()
     cfg = load_config(KobertConfig, overrides={**TINY, "pretrained_dir": str(tmp / "pretrained")})
     model = KobertModel(cfg)
-    result = train(model, labeling.rows, read_gold(data_cfg), load_config(TrainConfig, overrides={"audit_folds": 0}))
+    result = train(model, labeling.rows, gold, load_config(TrainConfig, overrides={"audit_folds": 0}))
     model.save(tmp / "model")
     yield {"tmp": tmp, "result": result, "model": model}
     mp.undo()

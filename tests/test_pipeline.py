@@ -10,12 +10,11 @@ import pytest
 
 from pipeline import LABELS, REPO_ROOT, TOPICS
 from pipeline.cli import UserError
-from pipeline.config import CONFIG_DIR, DataConfig, LabelConfig, TfidfConfig, TrainConfig, load_config
-from pipeline.ingest import ingest
-from pipeline.label import label_table, read_gold
+from pipeline.config import CONFIG_DIR, TfidfConfig, TrainConfig, load_config
 from pipeline.models import load_model
 from pipeline.models.tfidf import TfidfModel
 from pipeline.train import export, train
+from tests.conftest import label_data_folder
 
 CRIME_TITLE = "[속보] 경찰, '은평 일본도 살인' 가해자 구속영장 신청"
 
@@ -27,13 +26,11 @@ def run_env(data_dir, tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("HEADLINE_DATA_DIR", str(data_dir))
     mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp}/mlflow.db")
-    data_cfg = load_config(DataConfig)
-    labeling = label_table(ingest(data_cfg), read_gold(data_cfg), load_config(LabelConfig, CONFIG_DIR / "labels.yaml"),
-                           manual={})
+    labeling, gold = label_data_folder()
     labeled, removed = labeling.rows, labeling.n_gold
     cfg = load_config(TrainConfig, overrides={"models_dir": str(tmp / "models"), "experiment": "test",
                                               "audit_folds": 2})
-    result = train(TfidfModel(load_config(TfidfConfig, CONFIG_DIR / "tfidf.yaml")), labeled, read_gold(data_cfg), cfg)
+    result = train(TfidfModel(load_config(TfidfConfig, CONFIG_DIR / "tfidf.yaml")), labeled, gold, cfg)
     result.configs = {"train": {"seed": cfg.seed}, "model": {"C": result.model.config.C}}
     model_dir = export(result, cfg)
     yield {"tmp": tmp, "result": result, "model_dir": model_dir, "labeled": labeled, "removed": removed, "cfg": cfg}

@@ -3,14 +3,13 @@
 import pytest
 
 from pipeline import TOPICS
-from pipeline.config import CONFIG_DIR, DataConfig, LabelConfig, TfidfConfig, TrainConfig, load_config
+from pipeline.config import CONFIG_DIR, DataConfig, TfidfConfig, TrainConfig, load_config
 from pipeline.ingest import ingest
-from pipeline.label import label_table, read_gold
 from pipeline.models.tfidf import TfidfModel
 from pipeline.predict import predict_titles
 from pipeline.text import normalize_title
 from pipeline.train import train
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, label_data_folder
 
 pytestmark = pytest.mark.shared_data
 
@@ -19,10 +18,8 @@ pytestmark = pytest.mark.shared_data
 def real(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("HEADLINE_DATA_DIR", str(SHARED_DATA))
-    data_cfg = load_config(DataConfig, CONFIG_DIR / "data.yaml")
-    rows = ingest(data_cfg)
-    gold = read_gold(data_cfg)
-    labeling = label_table(rows, gold, load_config(LabelConfig, CONFIG_DIR / "labels.yaml"), manual={})
+    labeling, gold = label_data_folder()
+    rows = ingest(load_config(DataConfig))
     yield {"rows": rows, "labeled": labeling.rows, "removed": labeling.n_gold, "gold": gold, "stats": labeling.stats}
     mp.undo()
 

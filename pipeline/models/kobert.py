@@ -137,7 +137,7 @@ class KobertModel(TopicModel):
         self.network = None
 
     # --- checkpoint ------------------------------------------------------------------------------
-    def _load_checkpoint(self, num_labels: int):
+    def _load_checkpoint(self, num_labels: int, seed: int):
         """(tokenizer, classifier) from the configured checkpoint, or from the local offline build."""
         from transformers import AutoModelForSequenceClassification
         from transformers.utils import logging as hf_logging
@@ -163,6 +163,9 @@ class KobertModel(TopicModel):
             tokenizer = KoBertTokenizer(source / SPIECE)
             # an MLM checkpoint has no classifier head yet: transformers' report of that is expected noise
             hf_logging.set_verbosity_error()
+            import torch
+
+            torch.manual_seed(seed)  # the new head starts the same whether or not the build was cached
             network = AutoModelForSequenceClassification.from_pretrained(str(source), num_labels=num_labels)
             self.info["checkpoint"] = f"local:{source.name}"
         if tokenizer.vocab_size != network.config.vocab_size:
@@ -239,7 +242,7 @@ class KobertModel(TopicModel):
         c = self.config
         self.labels = tuple(sorted(set(labels)))
         torch, device, bf16 = _torch_setup(seed)  # before loading: the new classifier head is seeded too
-        self.tokenizer, network = self._load_checkpoint(len(self.labels))
+        self.tokenizer, network = self._load_checkpoint(len(self.labels), seed)
         torch.manual_seed(seed)  # the offline build consumed random numbers; fine-tuning starts the same either way
         texts = self.texts(titles)
         unk = self.tokenizer.unk_share(texts[:1000])
