@@ -28,11 +28,6 @@ def atomic_path(path: Path) -> Iterator[Path]:
             os.unlink(tmp)
 
 
-def write_text(path: Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-
-
 def write_csv(path: Path, columns: Sequence[str], rows: Iterable[dict]) -> int:
     """Write rows (dicts) as UTF-8 CSV atomically; returns the row count."""
     n = 0
