@@ -98,6 +98,9 @@ class KobertConfig:
     pretrain_lr: float = 5e-4
     mask_prob: float = 0.15
     # fine-tuning
+    # Model kind (configs/<kind>.yaml) fit on the same training rows whose soft predictions label the
+    # headlines the label model left out, as extra fine-tuning rows; "none" fine-tunes on labeled rows only.
+    teacher: str = "tfidf"
     max_length: int = 48  # pieces per headline incl. [CLS]/[SEP]; headlines are short
     batch_size: int = 64
     epochs: int = 4

@@ -34,7 +34,7 @@ from pipeline.evaluate import Evaluation, evaluate, format_report
 from pipeline.io import point_link, read_csv, replace_dir, sha256_lines, write_csv
 from pipeline.label import COLUMNS as LABELED_COLUMNS
 from pipeline.label import read_gold, rule_counts
-from pipeline.models import model_class
+from pipeline.models import model_class, new_model
 from pipeline.models.base import TopicModel
 from pipeline.text import normalize_title
 
@@ -98,7 +98,7 @@ def audit(model: TopicModel, rows: list[dict], cfg: TrainConfig) -> tuple[list[d
 
     def fresh() -> TopicModel:
         twin = type(model)(model.config)
-        twin.unlabeled = model.unlabeled
+        twin.corpus, twin.unlabeled, twin.teacher = model.corpus, model.unlabeled, model.teacher
         return twin
 
     proba = out_of_fold_proba(fresh, [r["title"] for r in rows],
@@ -127,7 +127,8 @@ def train(model: TopicModel, labeled: list[dict], gold: list[dict], cfg: TrainCo
     gold_keys = {normalize_title(g["title"]).key for g in gold}
     rows = training_rows(labeled, gold_keys, cfg.learn_other)
     train_rows, val_rows = split(rows, cfg.val_fraction, cfg.seed)
-    model.unlabeled = [r["title"] for r in labeled if r["key"] not in gold_keys]  # every headline, no gold
+    model.corpus = [r["title"] for r in labeled if r["key"] not in gold_keys]  # every headline, no gold
+    model.unlabeled = [r["title"] for r in labeled if r["key"] not in gold_keys and not r["label"]]
     start = time.perf_counter()
     model.fit([r["title"] for r in train_rows], [r["label"] for r in train_rows], seed=cfg.seed,
               sample_weight=weights(train_rows, cfg))
@@ -200,7 +201,11 @@ def main() -> None:
     labeled = read_csv(labeled_path, required=LABELED_COLUMNS)
 
     print(f"training {cfg.model} on {labeled_path} ...", flush=True)
-    result = train(cls(model_cfg), labeled, read_gold(data_cfg), cfg)
+    model = cls(model_cfg)
+    teacher = getattr(model_cfg, "teacher", "none")
+    if teacher != "none":
+        model.teacher = new_model(teacher, CONFIG_DIR / f"{teacher}.yaml")
+    result = train(model, labeled, read_gold(data_cfg), cfg)
     result.configs = {"train": config_dict(cfg), "model": config_dict(model_cfg),
                       "data": config_dict(data_cfg), "labels": config_dict(label_cfg)}
     functions_csv = labeled_path.with_name("labeling_functions.csv")

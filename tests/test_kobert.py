@@ -12,7 +12,18 @@ from pipeline import REPO_ROOT, TOPICS
 from pipeline.cli import UserError
 from pipeline.config import KobertConfig, TrainConfig, load_config
 from pipeline.models import load_model
-from pipeline.models.kobert import CLS, MASK, PAD, SEP, SPECIALS, UNK, KobertModel, KoBertTokenizer
+from pipeline.models.kobert import (
+    CLS,
+    MASK,
+    PAD,
+    SEP,
+    SPECIALS,
+    UNK,
+    KobertModel,
+    KoBertTokenizer,
+    _hub_snapshot,
+    _length_batches,
+)
 from pipeline.train import train
 from tests.conftest import TINY_KOBERT, label_data_folder, make_ynat_rows
 
@@ -69,6 +80,40 @@ def test_foreign_vocabulary_layout_is_refused(tmp_path):
         KoBertTokenizer(tmp_path / "x.model")
 
 
+def test_length_batches_cover_every_row_once_with_less_padding():
+    import random
+
+    rng = random.Random(0)
+    rows = [[CLS] * rng.randint(5, 40) for _ in range(1000)]
+    batches = _length_batches(rows, 32, random.Random(1), window=10)
+    assert sorted(i for b in batches for i in b) == list(range(1000))
+    assert all(1 <= len(b) <= 32 for b in batches)
+
+    def mean_width(groups):
+        return np.mean([max(len(rows[i]) for i in g) for g in groups])
+
+    shuffled = list(range(1000))
+    random.Random(1).shuffle(shuffled)
+    plain = [shuffled[i:i + 32] for i in range(0, 1000, 32)]
+    assert mean_width(batches) < 0.8 * mean_width(plain)
+    assert batches != _length_batches(rows, 32, random.Random(2), window=10)  # still shuffled per seed
+
+
+def test_unreachable_hub_fails_fast(monkeypatch, tmp_path):
+    import time
+
+    from huggingface_hub import constants
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
+    start = time.perf_counter()
+    with pytest.raises(OSError, match="unreachable"):
+        _hub_snapshot("skt/kobert-base-v1")
+    assert time.perf_counter() - start < 5
+
+
 TINY = TINY_KOBERT
 
 
@@ -119,3 +164,48 @@ def test_round_trip_gives_same_probabilities(tiny_run):
     titles = ["경찰, 절도범 체포", "코스피 2800선 회복"]
     again = load_model(tiny_run["tmp"] / "model")
     assert np.allclose(again.predict_proba(titles), tiny_run["model"].predict_proba(titles), atol=1e-5)
+
+
+def test_training_gives_pretraining_every_headline_and_the_teacher_only_unlabeled_ones(tiny_run, data_dir):
+    from pipeline.text import normalize_title
+
+    model, (labeling, gold) = tiny_run["model"], label_data_folder()
+    gold_keys = {normalize_title(g["title"]).key for g in gold}
+    labeled = {r["title"] for r in labeling.rows if r["label"]}
+    assert model.unlabeled and not set(model.unlabeled) & labeled  # no training or validation row
+    assert set(model.unlabeled) <= set(model.corpus)
+    assert not {normalize_title(t).key for t in model.corpus} & gold_keys
+    assert model.info["teacher"]["kind"] == "tfidf"
+    assert model.info["teacher"]["unlabeled_rows"] == len(model.unlabeled)
+
+
+class _FixedTeacher:
+    """Stands in for a fitted teacher whose labels come in another order than the student's."""
+
+    kind, labels = "fixed", ("sports", "crime", "business")
+
+    def __init__(self):
+        from pipeline.config import TfidfConfig
+
+        self.config = TfidfConfig()
+
+    def fit(self, titles, labels, seed=0, sample_weight=None):
+        return self
+
+    def predict_raw(self, titles):
+        return np.tile([0.7, 0.2, 0.1], (len(titles), 1))
+
+
+def test_soft_targets_follow_the_students_label_order():
+    model = KobertModel(load_config(KobertConfig, overrides=TINY))
+    model.labels = ("business", "crime", "sports")
+    model.unlabeled, model.teacher = ["야구 경기 결과", "주가 하락"], _FixedTeacher()
+    texts, soft = model._distill(["a", "b", "c"], ["sports", "crime", "business"], 0, None)
+    assert len(texts) == 2 and np.allclose(soft, [[0.1, 0.2, 0.7]] * 2)
+
+
+def test_teacher_of_its_own_kind_is_refused():
+    model = KobertModel(load_config(KobertConfig, overrides={**TINY, "teacher": "kobert"}))
+    model.unlabeled = ["야구 경기 결과"]
+    with pytest.raises(UserError, match="another model kind"):
+        model.fit(["경찰 체포", "코스피 상승"], ["crime", "business"])

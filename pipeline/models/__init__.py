@@ -26,6 +26,14 @@ def model_class(kind: str) -> type[TopicModel]:
     return getattr(importlib.import_module(module), name)
 
 
+def new_model(kind: str, config_path: Path | None = None) -> TopicModel:
+    """An unfitted model of `kind`, configured from `config_path` (code defaults when None)."""
+    from pipeline.config import load_config
+
+    cls = model_class(kind)
+    return cls(load_config(cls.config_class(), config_path))
+
+
 def read_meta(model_dir: Path) -> dict:
     """The self-description of a saved model directory; a clear error when it is not one."""
     meta_path = Path(model_dir) / META_FILE

@@ -35,7 +35,9 @@ class TopicModel(ABC):
         self.info: dict[str, Any] = {}  # provenance (data hash, checkpoint, ...), saved with the model
         self.calibration: dict | None = None  # pipeline.calibration parameters, fitted on held-out data
         self.threshold: float | None = None  # abstain below this best-topic score (pipeline.calibration)
-        self.unlabeled: list[str] = []  # unlabeled headlines (no gold), for kinds that pretrain on them
+        self.corpus: list[str] = []  # every headline we have (no gold), for kinds that pretrain on text
+        self.unlabeled: list[str] = []  # headlines the labels left out (no gold, no validation rows)
+        self.teacher: TopicModel | None = None  # unfitted model whose predictions label `unlabeled`
 
     @abstractmethod
     def fit(self, titles: Sequence[str], labels: Sequence[str], seed: int = 0,
