@@ -127,8 +127,9 @@ def train(model: TopicModel, labeled: list[dict], gold: list[dict], cfg: TrainCo
     gold_keys = {normalize_title(g["title"]).key for g in gold}
     rows = training_rows(labeled, gold_keys, cfg.learn_other)
     train_rows, val_rows = split(rows, cfg.val_fraction, cfg.seed)
-    model.corpus = [r["title"] for r in labeled if r["key"] not in gold_keys]  # every headline, no gold
-    model.unlabeled = [r["title"] for r in labeled if r["key"] not in gold_keys and not r["label"]]
+    headlines = [r for r in labeled if r["key"] not in gold_keys]
+    model.corpus = [r["title"] for r in headlines]  # every headline, no gold: for pretraining
+    model.unlabeled = [r["title"] for r in headlines if not r["label"]]  # neither training nor validation rows
     start = time.perf_counter()
     model.fit([r["title"] for r in train_rows], [r["label"] for r in train_rows], seed=cfg.seed,
               sample_weight=weights(train_rows, cfg))

@@ -155,6 +155,15 @@ def label_data_folder():
     return label_table(ingest(data_cfg), gold, load_config(LabelConfig, CONFIG_DIR / "labels.yaml"), manual={}), gold
 
 
+def offline_env(data_dir, tmp) -> pytest.MonkeyPatch:
+    """Environment of a fixture run: fixture data, an MLflow store under `tmp`, no Hub. Undo when done."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("HEADLINE_DATA_DIR", str(data_dir))
+    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp}/mlflow.db")
+    mp.setenv("HF_HUB_OFFLINE", "1")
+    return mp
+
+
 TINY_KOBERT = {"checkpoint": "/no/such/checkpoint", "vocab_size": 300, "hidden_size": 64, "layers": 1, "heads": 2,
                "pretrain_epochs": 1, "epochs": 25, "batch_size": 16, "learning_rate": 0.002, "patience": 6,
                "max_length": 24}
@@ -169,10 +178,7 @@ def two_kind_store(data_dir, tmp_path_factory):
     from pipeline.train import export, train
 
     tmp = tmp_path_factory.mktemp("store")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("HEADLINE_DATA_DIR", str(data_dir))
-    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp}/mlflow.db")
-    mp.setenv("HF_HUB_OFFLINE", "1")
+    mp = offline_env(data_dir, tmp)
     labeling, gold = label_data_folder()
     rows = labeling.rows
     cfg = load_config(TrainConfig, overrides={"models_dir": str(tmp / "models"), "experiment": "headline-topics",

@@ -25,7 +25,7 @@ from pipeline.models.kobert import (
     _length_batches,
 )
 from pipeline.train import train
-from tests.conftest import TINY_KOBERT, label_data_folder, make_ynat_rows
+from tests.conftest import TINY_KOBERT, label_data_folder, make_ynat_rows, offline_env
 
 pytest.importorskip("torch")
 
@@ -126,9 +126,7 @@ def test_unreachable_checkpoint_without_fallback_is_one_line_error(data_env, tmp
 @pytest.fixture(scope="module")
 def tiny_run(data_dir, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("kobert")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("HEADLINE_DATA_DIR", str(data_dir))
-    mp.setenv("HF_HUB_OFFLINE", "1")
+    mp = offline_env(data_dir, tmp)
     labeling, gold = label_data_folder()
     cfg = load_config(KobertConfig, overrides={**TINY, "pretrained_dir": str(tmp / "pretrained")})
     model = KobertModel(cfg)
@@ -166,7 +164,7 @@ def test_round_trip_gives_same_probabilities(tiny_run):
     assert np.allclose(again.predict_proba(titles), tiny_run["model"].predict_proba(titles), atol=1e-5)
 
 
-def test_training_gives_pretraining_every_headline_and_the_teacher_only_unlabeled_ones(tiny_run, data_dir):
+def test_training_gives_pretraining_every_headline_and_the_teacher_only_unlabeled_ones(tiny_run):
     from pipeline.text import normalize_title
 
     model, (labeling, gold) = tiny_run["model"], label_data_folder()

@@ -14,7 +14,7 @@ from pipeline.config import CONFIG_DIR, TfidfConfig, TrainConfig, load_config
 from pipeline.models import load_model
 from pipeline.models.tfidf import TfidfModel
 from pipeline.train import export, train
-from tests.conftest import label_data_folder
+from tests.conftest import label_data_folder, offline_env
 
 CRIME_TITLE = "[속보] 경찰, '은평 일본도 살인' 가해자 구속영장 신청"
 
@@ -23,9 +23,7 @@ CRIME_TITLE = "[속보] 경찰, '은평 일본도 살인' 가해자 구속영장
 def run_env(data_dir, tmp_path_factory):
     """Train once on the fixture data into a temporary MLflow store and models folder."""
     tmp = tmp_path_factory.mktemp("run")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("HEADLINE_DATA_DIR", str(data_dir))
-    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp}/mlflow.db")
+    mp = offline_env(data_dir, tmp)
     labeling, gold = label_data_folder()
     labeled, removed = labeling.rows, labeling.n_gold
     cfg = load_config(TrainConfig, overrides={"models_dir": str(tmp / "models"), "experiment": "test",

@@ -320,8 +320,8 @@ class KobertModel(TopicModel):
                  sample_weight: Sequence[float] | None) -> tuple[list[str], np.ndarray] | None:
         """(texts, soft targets) for the headlines the labels left out, from a teacher fit on the same
         training rows. The label model abstains on a third of the headlines (mixed sections, the newest
-        listings); a teacher of another kind (TF-IDF: characters and morphemes)
-        labels them softly, so the transformer also learns from that part of the distribution."""
+        listings); a teacher of another kind (TF-IDF: characters and morphemes) labels them softly, so
+        the transformer also learns from that part of the distribution."""
         c = self.config
         if c.teacher == "none" or not self.unlabeled:
             return None
