@@ -17,7 +17,9 @@ def store(two_kind_store):
 
 
 def best_kind(store):
-    return max(store["results"], key=lambda k: store["results"][k].metrics["gold_macro_f1"])
+    """The kind promote must crown: best gold macro-F1 at 4 decimals, ties to the faster model. The tiny
+    fixture models can tie on gold, and then speed decides, so the expectation reads the same tags."""
+    return max(tracking.registered_versions(), key=rank_key)["tags"]["model_kind"]
 
 
 def test_versions_carry_gold_metrics_as_tags(store):
