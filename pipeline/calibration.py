@@ -6,9 +6,10 @@ second held-out half wins: temperature scaling (one parameter), isotonic regress
 then renormalised) and Platt scaling (a sigmoid per class, renormalised). The fitted calibrator is
 plain numbers (JSON in model.json), applied with numpy alone so the predict path stays light.
 
-Abstaining: `decide` answers `other` when the model's learned `other` class wins or no topic reaches
-the threshold; `choose_threshold` picks the threshold on validation data so that a configured share
-of in-scope headlines keeps a topic.
+Abstaining: `decide` answers `other` when the model's learned `other` class wins (by at least the
+other threshold) or no topic reaches the topic threshold; `choose_thresholds` picks both on held-out
+labeled data (the gold tune part, pipeline.train) so that a configured share of in-scope headlines
+keeps a topic.
 """
 
 from __future__ import annotations
@@ -126,31 +127,44 @@ def choose_calibration(proba: np.ndarray, y: np.ndarray, seed: int) -> tuple[dic
     return FITTERS[best](proba, y), scores
 
 
-def decide(scores: np.ndarray, labels: Sequence[str], threshold: float | None, abstain: bool = True) -> str:
-    """The answer for one row of calibrated scores over `labels` (which may include `other`)."""
+def decide(scores: np.ndarray, labels: Sequence[str], threshold: float | None, abstain: bool = True,
+           other_threshold: float | None = None) -> str:
+    """The answer for one row of calibrated scores over `labels` (which may include `other`): `other` when
+    the learned `other` class wins with at least `other_threshold`, or no topic reaches `threshold`."""
     topic_idx = [i for i, label in enumerate(labels) if label != OTHER]
     best_topic = max(topic_idx, key=lambda i: scores[i])
     if not abstain:
         return labels[best_topic]
-    if labels[int(np.argmax(scores))] == OTHER or (threshold is not None and scores[best_topic] < threshold):
+    best = int(np.argmax(scores))
+    if labels[best] == OTHER and scores[best] >= (other_threshold or 0.0):
+        return OTHER
+    if threshold is not None and scores[best_topic] < threshold:
         return OTHER
     return labels[best_topic]
 
 
-def choose_threshold(proba: np.ndarray, labels: Sequence[str], y_true: Sequence[str], coverage: float) -> float:
-    """Largest threshold on the best topic's score that keeps a topic for `coverage` of the in-scope
-    rows (learned-`other` answers count against coverage, so the threshold is only what remains)."""
-    topic_idx = [i for i, label in enumerate(labels) if label != OTHER]
+def choose_thresholds(proba: np.ndarray, labels: Sequence[str], y_true: Sequence[str],
+                      coverage: float) -> tuple[float, float]:
+    """(topic threshold, other threshold) that keep a topic for `coverage` of the in-scope rows.
+
+    The learned `other` class spends the budget of in-scope rows that may lose their topic first (it
+    is the better judge of what is none of the four); if it alone would take more, `other` must win
+    with at least the other threshold. Whatever budget is left goes to a threshold on the best topic."""
     in_scope = np.array([y in TOPICS for y in y_true])
     rows = proba[in_scope]
-    best_topic = rows[:, topic_idx].max(axis=1)
+    allowed = int(np.floor((1 - coverage) * len(rows) + 1e-9))
+    topic_idx = [i for i, label in enumerate(labels) if label != OTHER]
+    other_threshold = 0.0
+    learned_other = np.zeros(len(rows), dtype=bool)
     if OTHER in labels:
-        learned_other = rows.argmax(axis=1) == list(labels).index(OTHER)
-        best_topic = np.where(learned_other, -1.0, best_topic)
-    candidates = np.sort(best_topic[best_topic >= 0])
-    if len(candidates) == 0:
-        return 0.0
-    allowed_loss = int(np.floor((1 - coverage) * len(rows))) - int((best_topic < 0).sum())
-    if allowed_loss <= 0:
-        return 0.0
-    return float(candidates[min(allowed_loss, len(candidates)) - 1] + EPS)
+        k = list(labels).index(OTHER)
+        learned_other = rows.argmax(axis=1) == k
+        p_other = np.sort(rows[learned_other, k])[::-1]
+        if len(p_other) > allowed:  # only the `allowed` most confident `other` answers stay
+            other_threshold = float(p_other[allowed] + EPS)
+            learned_other &= rows[:, k] >= other_threshold
+    best_topic = np.sort(rows[~learned_other][:, topic_idx].max(axis=1))
+    budget = allowed - int(learned_other.sum())
+    if budget <= 0 or len(best_topic) == 0:
+        return 0.0, other_threshold
+    return float(best_topic[min(budget, len(best_topic)) - 1] + EPS), other_threshold

@@ -2,8 +2,10 @@
 
     python -m pipeline.compare [--experiment headline-topics]     (make compare)
 
-Columns: kind, run, checkpoint actually used, training-data hash, gold macro-F1 and per-class F1,
-validation macro-F1, training time and prediction throughput; `*` marks the kind of the champion.
+Columns: kind, run, checkpoint actually used, training-data hash, macro-F1 on the gold *report* part
+with its bootstrap 95% interval and per-class F1 there, coverage when abstaining (report part), the
+gold *tune* part's macro-F1 (used for tuning: not an honest estimate), validation macro-F1, training
+time and prediction throughput; `*` marks the kind of the champion.
 """
 
 from __future__ import annotations
@@ -13,20 +15,23 @@ import argparse
 from pipeline import TOPICS
 from pipeline.cli import UserError, run
 
-COLUMNS = ("kind", "run", "checkpoint", "data", "gold_macro_f1", *(f"gold_f1_{t}" for t in TOPICS),
-           "val_macro_f1", "train_s", "headlines/s")
+COLUMNS = ("kind", "run", "checkpoint", "data", "report_macro_f1", "95% interval", *TOPICS, "coverage",
+           "tune_macro_f1 (tuning)", "val_macro_f1", "train_s", "headlines/s")
+NAN = float("nan")
 
 
 def rows(runs: list[dict], champion_kind: str | None) -> list[list[str]]:
     out = []
-    for r in sorted(runs, key=lambda r: -r["metrics"].get("gold_macro_f1", 0.0)):
+    for r in sorted(runs, key=lambda r: -r["metrics"].get("gold_report_macro_f1", 0.0)):
         m = r["metrics"]
         out.append([("*" if r["kind"] == champion_kind else "") + r["kind"], r["run_name"],
                     r["tags"].get("checkpoint", "none")[:28], r["tags"].get("train_data_sha256", "")[:10],
-                    f"{m.get('gold_macro_f1', float('nan')):.4f}",
-                    *(f"{m.get(f'gold_f1_{t}', float('nan')):.3f}" for t in TOPICS),
-                    f"{m.get('val_macro_f1', float('nan')):.4f}", f"{m.get('train_seconds', float('nan')):.0f}",
-                    f"{m.get('gold_headlines_per_second', float('nan')):.0f}"])
+                    f"{m.get('gold_report_macro_f1', NAN):.4f}",
+                    f"{m.get('gold_report_macro_f1_lo', NAN):.3f}-{m.get('gold_report_macro_f1_hi', NAN):.3f}",
+                    *(f"{m.get(f'gold_report_f1_{t}', NAN):.3f}" for t in TOPICS),
+                    f"{m.get('gold_report_coverage', NAN):.1%}", f"{m.get('gold_tune_macro_f1', NAN):.4f}",
+                    f"{m.get('val_macro_f1', NAN):.4f}", f"{m.get('train_seconds', NAN):.0f}",
+                    f"{m.get('val_headlines_per_second', NAN):.0f}"])
     return out
 
 

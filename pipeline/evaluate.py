@@ -1,8 +1,10 @@
 """Evaluation shared by every model kind, so all runs report the same metric names.
 
 Metric names: <split>_macro_f1, <split>_accuracy, <split>_{precision,recall,f1}_<topic>, with split
-`val` (held-out weak labels) or `gold` (../shared/data/gold/dev.tsv, four topics). Gold `other`
-items are counted separately: gold_other_n and gold_other_as_<topic>.
+`val` (held-out weak labels), `gold_tune` or `gold_report` (the two parts of
+../shared/data/gold/dev.tsv, four topics; pipeline.gold). Gold `other` items are counted separately:
+<split>_other_n and <split>_other_as_<topic>. `add_intervals` adds bootstrap 95% intervals
+(<metric>_lo, <metric>_hi) for the report part.
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ class Evaluation:
     confusion: list[list[int]]  # rows: true topic, columns: predicted topic, order TOPICS
     errors: list[dict] = field(default_factory=list)  # misclassified items: title, label, predicted, confidence
     reliability: dict[str, list] = field(default_factory=dict)  # "raw"/"calibrated": (confidence, accuracy, n) bins
+    # in-scope items (gold label a topic), in order: what paired comparisons and intervals resample
+    scope_titles: list[str] = field(default_factory=list)
+    truth: list[str] = field(default_factory=list)
+    forced: list[str] = field(default_factory=list)  # best topic, abstaining off
+    kept: list[bool] = field(default_factory=list)  # a topic answered, abstaining on
 
 
 def classification_metrics(y_true: Sequence[str], y_pred: Sequence[str], prefix: str) -> dict[str, float]:
@@ -38,7 +45,8 @@ def classification_metrics(y_true: Sequence[str], y_pred: Sequence[str], prefix:
 
 
 def evaluate(titles: Sequence[str], labels: Sequence[str], proba: np.ndarray, model_labels: Sequence[str],
-             prefix: str, threshold: float | None = None, raw: np.ndarray | None = None) -> Evaluation:
+             prefix: str, threshold: float | None = None, raw: np.ndarray | None = None,
+             other_threshold: float | None = None) -> Evaluation:
     """Score calibrated `proba` (rows over `model_labels`) against labels.
 
     Topic metrics use the forced topic (best of the four), so runs with and without abstaining compare;
@@ -49,7 +57,7 @@ def evaluate(titles: Sequence[str], labels: Sequence[str], proba: np.ndarray, mo
     from pipeline.calibration import decide, expected_calibration_error, reliability
 
     forced = [decide(row, model_labels, threshold, abstain=False) for row in proba]
-    answered = [decide(row, model_labels, threshold, abstain=True) for row in proba]
+    answered = [decide(row, model_labels, threshold, True, other_threshold) for row in proba]
     confidence = proba.max(axis=1)
     scope = [i for i, y in enumerate(labels) if y != OTHER]
     y_true = [labels[i] for i in scope]
@@ -77,12 +85,25 @@ def evaluate(titles: Sequence[str], labels: Sequence[str], proba: np.ndarray, mo
                "confidence": round(float(confidence[i]), 4)}
               for i in range(len(labels)) if labels[i] != answered[i]]
     matrix = confusion_matrix(y_true, [forced[i] for i in scope], labels=list(TOPICS)).tolist()
-    return Evaluation(metrics, matrix, errors, curves)
+    return Evaluation(metrics, matrix, errors, curves, scope_titles=[titles[i] for i in scope], truth=y_true,
+                      forced=[forced[i] for i in scope], kept=[answered[i] != OTHER for i in scope])
+
+
+def add_intervals(evaluation: Evaluation, prefix: str) -> None:
+    """Bootstrap 95% intervals (<metric>_lo/_hi) for macro-F1, crime F1 and coverage, in place."""
+    from pipeline.gold import coverage_interval, macro_f1_interval
+
+    m = evaluation.metrics
+    for name, interval in ((f"{prefix}_macro_f1", macro_f1_interval(evaluation.truth, evaluation.forced)),
+                           (f"{prefix}_coverage", coverage_interval(evaluation.kept))):
+        m[f"{name}_lo"], m[f"{name}_hi"] = interval.lo, interval.hi
 
 
 def format_report(evaluation: Evaluation, prefix: str) -> str:
     m = evaluation.metrics
-    lines = [f"{prefix}: macro-F1 {m[f'{prefix}_macro_f1']:.3f}  accuracy {m[f'{prefix}_accuracy']:.3f}  "
+    interval = (f" [95% CI {m[f'{prefix}_macro_f1_lo']:.3f}-{m[f'{prefix}_macro_f1_hi']:.3f}]"
+                if f"{prefix}_macro_f1_lo" in m else "")
+    lines = [f"{prefix}: macro-F1 {m[f'{prefix}_macro_f1']:.3f}{interval}  accuracy {m[f'{prefix}_accuracy']:.3f}  "
              f"(n={int(m[f'{prefix}_n'])})"]
     lines += [f"  {t:<9} P {m[f'{prefix}_precision_{t}']:.3f}  R {m[f'{prefix}_recall_{t}']:.3f}  "
               f"F1 {m[f'{prefix}_f1_{t}']:.3f}" for t in TOPICS]
@@ -91,7 +112,9 @@ def format_report(evaluation: Evaluation, prefix: str) -> str:
         lines.append(f"  other ({int(m[f'{prefix}_other_n'])} items) forced to a topic: {spread}; "
                      f"abstained on {m[f'{prefix}_other_abstained']:.1%}")
     if f"{prefix}_kept_accuracy" in m:
-        lines.append(f"  abstaining: coverage {m[f'{prefix}_coverage']:.1%} of in-scope, accuracy on kept "
+        cover = (f" [95% CI {m[f'{prefix}_coverage_lo']:.1%}-{m[f'{prefix}_coverage_hi']:.1%}]"
+                 if f"{prefix}_coverage_lo" in m else "")
+        lines.append(f"  abstaining: coverage {m[f'{prefix}_coverage']:.1%}{cover} of in-scope, accuracy on kept "
                      f"{m[f'{prefix}_kept_accuracy']:.3f}, macro-F1 on kept {m[f'{prefix}_kept_macro_f1']:.3f}")
     if f"{prefix}_ece_raw" in m:
         lines.append(f"  ECE {m[f'{prefix}_ece_raw']:.3f} raw -> {m[f'{prefix}_ece']:.3f} calibrated")

@@ -11,10 +11,11 @@ Labeling functions (configs/labels.yaml; label meanings: ../shared/LABELING.md):
   pattern matches. Crime has no source section anywhere, so it comes from these.
 
 Combining votes (pipeline.labelmodel): each function is weighted by its accuracy, estimated as its
-precision on the gold dev set (Beta-smoothed towards a prior, so rarely-firing functions stay near
-it); the posterior is the headline's probabilistic label and its confidence; below `min_confidence`
-the headline gets no label. Manual labels (data/manual/labels.csv, from `review`) override every
-rule. `other` labels are kept in the table (identifiable for abstain work) but are not a topic.
+precision on the *tune* part of the gold dev set (pipeline.gold; Beta-smoothed towards a prior, so
+rarely-firing functions stay near it; the report part is never read here); the posterior is the
+headline's probabilistic label and its confidence; below `min_confidence` the headline gets no label.
+Manual labels (data/manual/labels.csv, from `review`) override every rule. `other` labels are kept
+in the table (identifiable for abstain work) but are not a topic.
 
 Gold titles (data.gold_tsv) are removed here, by dedupe key, before anything can train on them.
 """
@@ -30,7 +31,8 @@ from pathlib import Path
 
 from pipeline import LABELS
 from pipeline.cli import UserError, run
-from pipeline.config import CONFIG_DIR, DataConfig, LabelConfig, data_root, load_config, repo_path
+from pipeline.config import CONFIG_DIR, DataConfig, LabelConfig, load_config, repo_path
+from pipeline.gold import TUNE, read_gold, split_gold
 from pipeline.ingest import COLUMNS as HEADLINE_COLUMNS
 from pipeline.io import read_csv, write_csv
 from pipeline.labelmodel import LabelModel, smoothed_accuracy
@@ -76,18 +78,6 @@ def _compile(patterns: tuple[str, ...]) -> re.Pattern | None:
 
 # --- gold ------------------------------------------------------------------------------------------
 
-def read_gold(data_cfg: DataConfig) -> list[dict]:
-    """Gold rows (title, label[, source]) for evaluation; [] when no gold set is configured."""
-    if not data_cfg.gold_tsv:
-        return []
-    return read_csv(data_root(data_cfg) / data_cfg.gold_tsv, required=("title", "label"), delimiter="\t")
-
-
-def gold_keys(data_cfg: DataConfig) -> set[str]:
-    """Dedupe keys of every gold title: these headlines must never be trained on."""
-    return {normalize_title(r["title"]).key for r in read_gold(data_cfg)}
-
-
 def gold_votes(gold: list[dict], headlines: list[dict], labeler: Labeler) -> list[tuple[str, list[Vote]]]:
     """(gold label, votes) per gold item; its section comes from the ingested headline with its key."""
     section = {r["key"]: r["section"] for r in headlines}
@@ -107,7 +97,7 @@ class FunctionStats:
     coverage: float  # share of headlines it votes on
     overlap: float  # share of its votes where another function also votes
     conflict: float  # share of its votes where another function votes a different label
-    gold_hits: int  # gold items it votes on
+    gold_hits: int  # gold tune-part items it votes on (the report part is never read here)
     gold_precision: float  # share of those whose gold label is its label
     gold_recall: float  # share of gold items with its label that it catches
     accuracy: float  # smoothed precision: its weight in the label model
@@ -142,7 +132,7 @@ def analyse(names: list[str], label_of, corpus: list[list[Vote]], gold: list[tup
 
 
 def format_stats(stats: list[FunctionStats]) -> str:
-    head = f"{'function':<22} {'label':<9} {'cover':>6} {'overlap':>7} {'confl':>6} {'gold n':>6} " \
+    head = f"{'function':<22} {'label':<9} {'cover':>6} {'overlap':>7} {'confl':>6} {'tune n':>6} " \
            f"{'prec':>5} {'recall':>6} {'weight':>6}"
     rows = [f"{s.name:<22} {s.label:<9} {s.coverage:>6.1%} {s.overlap:>7.1%} {s.conflict:>6.1%} {s.gold_hits:>6} "
             f"{s.gold_precision:>5.2f} {s.gold_recall:>6.2f} {s.accuracy:>6.2f}" for s in stats]
@@ -213,13 +203,18 @@ class Labeling:
     n_gold: int
 
 
-def label_table(headlines: list[dict], gold: list[dict], cfg: LabelConfig, manual: dict[str, str]) -> Labeling:
-    """Pure core: analyse the functions, build the label model, label every non-gold headline."""
+def label_table(headlines: list[dict], gold: list[dict], cfg: LabelConfig, manual: dict[str, str],
+                report_share: float = DataConfig.gold_report_share) -> Labeling:
+    """Pure core: analyse the functions, build the label model, label every non-gold headline.
+
+    Function precisions are measured on the gold *tune* part only (pipeline.gold); every gold title,
+    tune and report alike, is removed from the table."""
     labeler = Labeler(cfg)
     votes = [labeler.votes(r["text"], r["section"]) for r in headlines]
     gold_keyset = {normalize_title(g["title"]).key for g in gold}
     corpus = [v for r, v in zip(headlines, votes, strict=True) if r["key"] not in gold_keyset]
-    stats = analyse(labeler.names, labeler.label_of, corpus, gold_votes(gold, headlines, labeler), cfg)
+    tune = split_gold(gold, report_share)[TUNE]
+    stats = analyse(labeler.names, labeler.label_of, corpus, gold_votes(tune, headlines, labeler), cfg)
     model = LabelModel(LABELS, {s.name: s.accuracy for s in stats})
     rows, n_gold = label_rows(headlines, votes, model, cfg.min_confidence, gold_keyset, manual)
     return Labeling(rows, stats, n_gold)
@@ -244,7 +239,8 @@ def main() -> None:
     if not headlines_path.is_file():
         raise UserError(f"no headline table at {headlines_path}; run `make ingest` first")
     headlines = read_csv(headlines_path, required=HEADLINE_COLUMNS)
-    result = label_table(headlines, read_gold(data_cfg), cfg, read_manual(repo_path(data_cfg.manual_labels_csv)))
+    result = label_table(headlines, read_gold(data_cfg), cfg, read_manual(repo_path(data_cfg.manual_labels_csv)),
+                         data_cfg.gold_report_share)
     out = repo_path(data_cfg.labeled_csv)
     write_csv(out, COLUMNS, result.rows)
     write_csv(out.with_name("labeling_functions.csv"), list(FunctionStats.__dataclass_fields__),

@@ -49,7 +49,7 @@ def predict_titles(model: TopicModel, titles: Sequence[str], abstain: bool = Tru
             continue
         row = next(proba)
         scores = {label: round(float(p), 4) for label, p in zip(model.labels, row, strict=True) if label != OTHER}
-        label = decide(row, model.labels, model.threshold, abstain)
+        label = decide(row, model.labels, model.threshold, abstain, model.other_threshold)
         confidence = scores[label] if label != OTHER else round(1 - max(scores.values()), 4)
         results.append({"title": title, "label": label, "confidence": confidence, "scores": scores})
     return results

@@ -1,18 +1,27 @@
-"""Promote: crown the champion model by evidence (dev-gold macro-F1), not by whichever trained last.
+"""Promote: crown the champion by evidence on the gold *report* part, not by whichever trained last.
 
     python -m pipeline.promote [--force] [--dry-run]
 
-Reads every registered version of headline-topic-<kind> (their gold metrics are tags set at
-training), proposes the best by gold macro-F1 (ties: the faster model, then the smaller one), shows
-it beside the current champion, and, only when it is better (or with --force), moves the MLflow
-alias `champion` to it and makes its exported model the default: models/champion (a copy of the
-version's model directory) with models/current pointing at it. Prediction then never needs MLflow.
+Every registered version of headline-topic-<kind> carries, as tags set at training, its macro-F1 on the
+gold report part (pipeline.gold) and its answers there, one letter per item. A gain counts only when
+it is beyond the noise: a paired bootstrap over the same report items (95% interval of the macro-F1
+difference) must exclude zero. Otherwise the two are tied, and a tie goes to the faster model (then
+the smaller one).
+
+1. Candidate: the best version by report macro-F1, or the fastest of those not significantly worse.
+2. It replaces the champion only if it is significantly better, or tied and faster (--force: always).
+Then the alias `champion` moves to it and its exported model becomes the default: models/champion
+(a copy of the version's model directory) with models/current pointing at it. Prediction then never
+needs MLflow. A version without paired answers on the same items (trained before the split, or on
+another gold file) cannot be compared: it is never the candidate, and as champion it is replaced.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline import REPO_ROOT, TOPICS
@@ -20,48 +29,97 @@ from pipeline.cli import UserError, run
 from pipeline.io import point_link, replace_dir
 
 MODELS_DIR = REPO_ROOT / "models"
+SCORE = "gold_report_macro_f1"
 
 
-def _f(tags: dict, key: str) -> float:
+def _f(tags: dict, key: str, missing: float = float("nan")) -> float:
     try:
-        return float(tags.get(key, "nan"))
+        value = float(tags.get(key, "nan"))
     except ValueError:
-        return float("nan")
+        return missing
+    return missing if math.isnan(value) else value
 
 
-def rank_key(version: dict) -> tuple:
-    """Best first: gold macro-F1 (4 decimals, so noise-level differences tie), then speed, then size."""
-    import math
-
+def speed_key(version: dict) -> tuple[float, float]:
+    """Faster first, then smaller."""
     tags = version["tags"]
+    return _f(tags, "headlines_per_second", 0.0), -_f(tags, "model_bytes", math.inf)
 
-    def number(key: str, missing: float) -> float:
-        value = _f(tags, key)
-        return missing if math.isnan(value) else value
 
-    return (round(number("gold_macro_f1", -1.0), 4), number("gold_headlines_per_second", 0.0),
-            -number("model_bytes", math.inf))
+def comparable(version: dict) -> bool:
+    tags = version["tags"]
+    return SCORE in tags and all(k in tags for k in ("gold_report_items", "gold_report_truth", "gold_report_answers"))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    diff: float  # report macro-F1 of b minus a
+    lo: float
+    hi: float
+
+    @property
+    def better(self) -> bool:
+        return self.lo > 0
+
+    @property
+    def worse(self) -> bool:
+        return self.hi < 0
+
+    def __str__(self) -> str:
+        return f"{self.diff:+.4f} [95% CI {self.lo:+.4f}, {self.hi:+.4f}]"
+
+
+def paired(a: dict, b: dict) -> Verdict | None:
+    """Paired bootstrap of b against a on the report items; None when they were not scored on the same items."""
+    from pipeline.gold import decode, paired_difference
+
+    if not (comparable(a) and comparable(b)) or a["tags"]["gold_report_items"] != b["tags"]["gold_report_items"]:
+        return None
+    truth = decode(a["tags"]["gold_report_truth"])
+    d = paired_difference(truth, decode(a["tags"]["gold_report_answers"]), decode(b["tags"]["gold_report_answers"]))
+    return Verdict(d.value, d.lo, d.hi)
 
 
 def propose(versions: list[dict]) -> tuple[dict | None, dict | None]:
-    """(best candidate, current champion) among registered versions."""
-    scored = [v for v in versions if "gold_macro_f1" in v["tags"]]
-    best = max(scored, key=rank_key) if scored else None
+    """(candidate, current champion): the best by report macro-F1, or the fastest version tied with it."""
+    scored = [v for v in versions if comparable(v)]
     champion = next((v for v in versions if v["champion"]), None)
-    return best, champion
+    if not scored:
+        return None, champion
+    best = max(scored, key=lambda v: (_f(v["tags"], SCORE, -1.0), speed_key(v)))
+    tied = [v for v in scored if v is best or ((verdict := paired(best, v)) is not None and not verdict.worse)]
+    return max(tied, key=speed_key), champion
+
+
+def should_replace(candidate: dict, champion: dict | None) -> tuple[bool, str]:
+    """Whether the candidate should take the champion's place, and why."""
+    if champion is None:
+        return True, "no champion yet"
+    verdict = paired(champion, candidate)
+    if verdict is None:
+        return True, "the champion has no report-part answers to pair with (trained before the gold split)"
+    if verdict.better:
+        return True, f"better beyond noise: {verdict}"
+    if verdict.worse:
+        return False, f"worse: {verdict}"
+    if speed_key(candidate) > speed_key(champion):
+        return True, f"tied within noise ({verdict}) and faster"
+    return False, f"tied within noise ({verdict}), not faster"
 
 
 def describe(version: dict | None) -> list[str]:
     if version is None:
-        return ["(none)"] + [""] * (len(TOPICS) + 3)
+        return ["(none)"] + [""] * (len(TOPICS) + 4)
     tags = version["tags"]
     return [f"{version['name'].removeprefix('headline-topic-')} v{version['version']}",
-            f"{_f(tags, 'gold_macro_f1'):.4f}", *(f"{_f(tags, f'gold_f1_{t}'):.3f}" for t in TOPICS),
-            f"{_f(tags, 'gold_headlines_per_second'):.0f}", f"{_f(tags, 'model_bytes') / 1e6:.1f}"]
+            f"{_f(tags, SCORE):.4f}", f"{_f(tags, SCORE + '_lo'):.3f}-{_f(tags, SCORE + '_hi'):.3f}",
+            *(f"{_f(tags, f'gold_report_f1_{t}'):.3f}" for t in TOPICS),
+            f"{_f(tags, 'headlines_per_second'):.0f}", f"{_f(tags, 'model_bytes') / 1e6:.1f}"]
 
 
 def comparison_table(candidate: dict | None, champion: dict | None) -> str:
-    rows = ["model", "gold macro-F1", *(f"gold F1 {t}" for t in TOPICS), "headlines/s (gold)", "size MB"]
+    rows = ["model", "report macro-F1", "  95% interval", *(f"report F1 {t}" for t in TOPICS), "headlines/s",
+            "size MB"]
     left, right = describe(candidate), describe(champion)
     lines = [f"{'':<20} {'candidate':>18} {'champion':>18}"]
     lines += [f"{name:<20} {a:>18} {b:>18}" for name, a, b in zip(rows, left, right, strict=True)]
@@ -95,20 +153,21 @@ def promote(force: bool = False, dry_run: bool = False, models_dir: Path = MODEL
 
     candidate, champion = propose(tracking.registered_versions())
     if candidate is None:
-        raise UserError("no registered model with gold metrics yet: run `make train` first")
+        raise UserError("no registered model with gold report metrics yet: run `make train` first")
     report = comparison_table(candidate, champion)
     same = champion is not None and (candidate["name"], candidate["version"]) == (champion["name"], champion["version"])
-    better = champion is None or rank_key(candidate) > rank_key(champion)
     if same and not force:
         return f"{report}\nthe candidate is already the champion"
-    if not (better or force):
-        return f"{report}\nkept the champion: the candidate is not better (use --force to promote anyway)"
+    replace, why = should_replace(candidate, champion)
+    if not (replace or force):
+        return f"{report}\nkept the champion: {why} (use --force to promote anyway)"
     if dry_run:
-        return f"{report}\nwould promote {candidate['name']} v{candidate['version']} (dry run)"
+        return f"{report}\nwould promote {candidate['name']} v{candidate['version']}: {why} (dry run)"
     tracking.set_champion(candidate["name"], candidate["version"])
     kind = candidate["tags"].get("model_kind") or candidate["name"].removeprefix("headline-topic-")
     path = install_default(candidate["run_id"], kind, models_dir)
-    return f"{report}\npromoted {candidate['name']} v{candidate['version']} to champion; default model -> {path}"
+    return (f"{report}\npromoted {candidate['name']} v{candidate['version']} to champion ({why}); "
+            f"default model -> {path}")
 
 
 def main() -> None:

@@ -193,13 +193,15 @@ def log_result(result, model_dir: Path) -> None:
         for fig, name in figures:
             mlflow.log_figure(fig, f"plots/{split}_{name}.png")
             plt.close(fig)
-    mlflow.log_dict({"calibration": result.model.calibration, "abstain_threshold": result.model.threshold},
+    mlflow.log_dict({"calibration": result.model.calibration, "abstain_threshold": result.model.threshold,
+                     "other_threshold": result.model.other_threshold},
                     "calibration.json")
     mlflow.set_tag("calibration_method", result.model.calibration["method"] if result.model.calibration else "none")
-    if "gold" in result.evaluations:
-        errors = result.evaluations["gold"].errors
-        mlflow.log_table(pd.DataFrame(errors, columns=["title", "label", "predicted", "confidence"]),
-                         "gold_misclassified.json")
+    for split in ("gold_tune", "gold_report"):
+        if split in result.evaluations:
+            errors = result.evaluations[split].errors
+            mlflow.log_table(pd.DataFrame(errors, columns=["title", "label", "predicted", "confidence"]),
+                             f"{split}_misclassified.json")
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
@@ -235,10 +237,21 @@ def _dir_bytes(path: Path) -> int:
 
 
 def _tag_version(name: str, version, result, model_dir: Path) -> None:
-    """Gold metrics, size and speed on the registered version: what champion selection reads."""
+    """Gold report metrics, size and speed on the registered version: what champion selection reads, with
+    the report part's answers (one letter per item) so promote can pair two versions on the same items."""
+    from pipeline.gold import encode, items_digest
+
     client = mlflow.MlflowClient()
-    tags = {k: f"{v:.6f}" for k, v in result.metrics.items() if k.startswith("gold_") and "other_as" not in k}
+    tags = {k: f"{v:.6f}" for k, v in result.metrics.items()
+            if k.startswith("gold_report_") and "other_as" not in k}
+    tags.update({k: f"{result.metrics[k]:.6f}" for k in ("gold_tune_macro_f1", "gold_tune_f1_crime")
+                 if k in result.metrics})
+    report = result.evaluations.get("gold_report")
+    if report is not None:
+        tags.update({"gold_report_items": items_digest(report.scope_titles), "gold_report_truth": encode(report.truth),
+                     "gold_report_answers": encode(report.forced)})
     tags.update({"model_kind": result.model.kind, "model_bytes": str(_dir_bytes(model_dir)),
+                 "headlines_per_second": f"{result.metrics.get('val_headlines_per_second', 0.0):.1f}",
                  "checkpoint": str(result.model.info.get("checkpoint", "none"))})
     for key, value in tags.items():
         client.set_model_version_tag(name, str(version), key, value)
@@ -259,10 +272,7 @@ def registered_versions() -> list[dict]:
         champion = model.aliases.get(CHAMPION) if model.aliases else None
         for version in client.search_model_versions(f"name='{model.name}'"):
             tags = dict(version.tags)
-            if "gold_macro_f1" not in tags and version.run_id:  # registered before versions were tagged
-                metrics = client.get_run(version.run_id).data.metrics
-                tags.update({k: f"{v:.6f}" for k, v in metrics.items() if k.startswith("gold_")})
-                tags.setdefault("model_kind", model.name.removeprefix(NAME_PREFIX))
+            tags.setdefault("model_kind", model.name.removeprefix(NAME_PREFIX))
             out.append({"name": model.name, "version": str(version.version), "run_id": version.run_id,
                         "tags": tags, "champion": str(version.version) == str(champion)})
     return out

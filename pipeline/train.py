@@ -30,10 +30,11 @@ from pipeline.config import (
     load_config,
     repo_path,
 )
-from pipeline.evaluate import Evaluation, evaluate, format_report
+from pipeline.evaluate import Evaluation, add_intervals, evaluate, format_report
+from pipeline.gold import REPORT, TUNE, read_gold, split_gold
 from pipeline.io import point_link, read_csv, replace_dir, sha256_lines, write_csv
 from pipeline.label import COLUMNS as LABELED_COLUMNS
-from pipeline.label import read_gold, rule_counts
+from pipeline.label import rule_counts
 from pipeline.models import model_class, new_model
 from pipeline.models.base import TopicModel
 from pipeline.text import normalize_title
@@ -46,7 +47,7 @@ class TrainResult:
     configs: dict[str, dict]  # resolved configs by name: train, model, data, labels
     data_info: dict[str, str | int]  # training-data hash and size
     label_counts: dict[str, int]  # labels produced per rule, for the whole labeled table
-    evaluations: dict[str, Evaluation] = field(default_factory=dict)  # "val", "gold"
+    evaluations: dict[str, Evaluation] = field(default_factory=dict)  # "val", "gold_tune", "gold_report"
     label_issues: list[dict] = field(default_factory=list)  # audit suspects, ranked (pipeline.audit)
     function_stats: list[dict] = field(default_factory=list)  # labeling-function analysis (pipeline.label)
 
@@ -83,7 +84,7 @@ def score(model: TopicModel, titles: list[str], labels: list[str], prefix: str) 
     raw = model.predict_raw(titles)
     proba = apply(model.calibration, raw)
     seconds = time.perf_counter() - start
-    result = evaluate(titles, labels, proba, model.labels, prefix, model.threshold, raw)
+    result = evaluate(titles, labels, proba, model.labels, prefix, model.threshold, raw, model.other_threshold)
     result.metrics[f"{prefix}_headlines_per_second"] = len(titles) / max(seconds, 1e-9)
     return result
 
@@ -108,39 +109,59 @@ def audit(model: TopicModel, rows: list[dict], cfg: TrainConfig) -> tuple[list[d
     return issues, {**counts, "audit_issues_total": float(len(issues))}
 
 
-def calibrate(model: TopicModel, titles: list[str], labels: list[str], cfg: TrainConfig) -> dict[str, float]:
-    """Fit the calibration (method picked by held-out ECE) and the abstain threshold on validation rows."""
+def calibrate(model: TopicModel, titles: list[str], labels: list[str], cfg: TrainConfig,
+              tune: list[dict] | None = None) -> dict[str, float]:
+    """Fit the calibration (method picked by held-out ECE) on validation rows, and the abstain threshold
+    on the gold tune part when there is one (validation rows share the training distribution, so a
+    threshold set there promises more coverage than new listings get), else on validation rows."""
     import numpy as np
 
-    from pipeline.calibration import apply, choose_calibration, choose_threshold
+    from pipeline.calibration import apply, choose_calibration, choose_thresholds
 
     raw = model.predict_raw(titles)
     y = np.array([model.labels.index(label) for label in labels])
     model.calibration, ece = choose_calibration(raw, y, cfg.seed)
-    model.threshold = choose_threshold(apply(model.calibration, raw), model.labels, labels, cfg.abstain_coverage)
+    on = "gold_tune" if tune and cfg.abstain_on == "gold_tune" else "val"
+    if on == "gold_tune":
+        proba, targets = model.predict_proba([g["title"] for g in tune]), [g["label"] for g in tune]
+    else:
+        proba, targets = apply(model.calibration, raw), labels
+    model.threshold, model.other_threshold = choose_thresholds(proba, model.labels, targets, cfg.abstain_coverage)
+    model.info["abstain_threshold_on"] = on
     return {**{f"calibration_ece_{method}": value for method, value in ece.items()},
-            "abstain_threshold": model.threshold}
+            "abstain_threshold": model.threshold, "other_threshold": model.other_threshold}
 
 
-def train(model: TopicModel, labeled: list[dict], gold: list[dict], cfg: TrainConfig) -> TrainResult:
-    """Pure core: fit `model` on the labeled rows, evaluate it, audit the labels; writes nothing."""
+def train(model: TopicModel, labeled: list[dict], gold: list[dict], cfg: TrainConfig,
+          report_share: float = DataConfig.gold_report_share) -> TrainResult:
+    """Pure core: fit `model` on the labeled rows, evaluate it, audit the labels; writes nothing.
+
+    Gold is split (pipeline.gold): the tune part sets the abstain threshold and is reported as
+    gold_tune_*; the report part is only scored (gold_report_*, with bootstrap intervals)."""
     gold_keys = {normalize_title(g["title"]).key for g in gold}
+    parts = split_gold(gold, report_share)
     rows = training_rows(labeled, gold_keys, cfg.learn_other)
     train_rows, val_rows = split(rows, cfg.val_fraction, cfg.seed)
     headlines = [r for r in labeled if r["key"] not in gold_keys]
     model.corpus = [r["title"] for r in headlines]  # every headline, no gold: for pretraining
     model.unlabeled = [r["title"] for r in headlines if not r["label"]]  # neither training nor validation rows
+    fit_rows = val_rows if model.fit_on == "val" else train_rows  # an ensemble weighs fitted members on val
     start = time.perf_counter()
-    model.fit([r["title"] for r in train_rows], [r["label"] for r in train_rows], seed=cfg.seed,
-              sample_weight=weights(train_rows, cfg))
+    model.fit([r["title"] for r in fit_rows], [r["label"] for r in fit_rows], seed=cfg.seed,
+              sample_weight=weights(fit_rows, cfg))
     metrics = {"train_seconds": time.perf_counter() - start, "train_rows": float(len(train_rows)),
                "val_rows": float(len(val_rows))}
-    metrics.update(calibrate(model, [r["title"] for r in val_rows], [r["label"] for r in val_rows], cfg))
+    metrics.update(calibrate(model, [r["title"] for r in val_rows], [r["label"] for r in val_rows], cfg, parts[TUNE]))
     # phase timings a kind reports about itself (tokenizer, pretraining, fine-tuning)
     metrics.update({k: float(v) for k, v in model.info.items() if k.endswith("_seconds")})
     evaluations = {"val": score(model, [r["title"] for r in val_rows], [r["label"] for r in val_rows], "val")}
-    if gold:
-        evaluations["gold"] = score(model, [g["title"] for g in gold], [g["label"] for g in gold], "gold")
+    for part in (TUNE, REPORT):
+        if parts[part]:
+            prefix = f"gold_{part}"
+            evaluations[prefix] = score(model, [g["title"] for g in parts[part]], [g["label"] for g in parts[part]],
+                                        prefix)
+    if REPORT in parts and parts[REPORT]:
+        add_intervals(evaluations["gold_report"], "gold_report")
     for evaluation in evaluations.values():
         metrics.update(evaluation.metrics)
     issues: list[dict] = []
@@ -153,6 +174,28 @@ def train(model: TopicModel, labeled: list[dict], gold: list[dict], cfg: TrainCo
                        "calibration_method": model.calibration["method"]})
     return TrainResult(model=model, metrics=metrics, configs={}, data_info=fingerprint,
                        label_counts=dict(rule_counts(labeled)), evaluations=evaluations, label_issues=issues)
+
+
+def load_members(kinds: tuple[str, ...], labeled: list[dict], gold: list[dict], cfg: TrainConfig) -> list[TopicModel]:
+    """The trained models an ensemble combines, from <models_dir>/<kind>; each must have been trained on
+    this labeled table with this split, or the validation rows the weights are fitted on were its training rows."""
+    from pipeline.models import load_model
+
+    rows = training_rows(labeled, {normalize_title(g["title"]).key for g in gold}, cfg.learn_other)
+    expected = data_fingerprint(rows)["train_data_sha256"]
+    members = []
+    for kind in kinds:
+        path = repo_path(cfg.models_dir) / kind
+        if not path.is_dir():
+            raise UserError(f"ensemble member {kind} is not trained yet ({path}): run `make train-{kind}` first")
+        member = load_model(path)
+        split_cfg = member.info.get("train_config", {})
+        if member.info.get("train_data_sha256") != expected or any(
+                split_cfg.get(k) != getattr(cfg, k) for k in ("seed", "val_fraction", "learn_other")):
+            raise UserError(f"ensemble member {path} was trained on other data or another split: "
+                            f"retrain it (`make train-{kind}`) before the ensemble")
+        members.append(member)
+    return members
 
 
 def export(result: TrainResult, cfg: TrainConfig, log: bool = True) -> Path:
@@ -202,11 +245,15 @@ def main() -> None:
     labeled = read_csv(labeled_path, required=LABELED_COLUMNS)
 
     print(f"training {cfg.model} on {labeled_path} ...", flush=True)
-    model = cls(model_cfg)
+    gold = read_gold(data_cfg)
+    if cfg.model == "ensemble":  # combines trained models: they are its parts, passed in
+        model = cls(model_cfg, members=load_members(model_cfg.members, labeled, gold, cfg))
+    else:
+        model = cls(model_cfg)
     teacher = getattr(model_cfg, "teacher", "none")
     if teacher != "none":
         model.teacher = new_model(teacher, CONFIG_DIR / f"{teacher}.yaml")
-    result = train(model, labeled, read_gold(data_cfg), cfg)
+    result = train(model, labeled, gold, cfg, data_cfg.gold_report_share)
     result.configs = {"train": config_dict(cfg), "model": config_dict(model_cfg),
                       "data": config_dict(data_cfg), "labels": config_dict(label_cfg)}
     functions_csv = labeled_path.with_name("labeling_functions.csv")

@@ -54,7 +54,7 @@ def ui(two_kind_store):
     server.wait(timeout=30)
 
 
-def test_runs_page_shows_both_kinds_and_their_gold_macro_f1(ui, two_kind_store):
+def test_runs_page_shows_both_kinds_and_their_gold_report_macro_f1(ui, two_kind_store):
     import mlflow
     from playwright.sync_api import sync_playwright
 
@@ -63,7 +63,7 @@ def test_runs_page_shows_both_kinds_and_their_gold_macro_f1(ui, two_kind_store):
     expected = {}
     for result in two_kind_store["results"].values():
         run = client.get_run(result.model.info["mlflow_run_id"])
-        expected[run.info.run_name] = run.data.metrics["gold_macro_f1"]
+        expected[run.info.run_name] = run.data.metrics["gold_report_macro_f1"]
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -71,10 +71,10 @@ def test_runs_page_shows_both_kinds_and_their_gold_macro_f1(ui, two_kind_store):
         page.goto(f"{ui}/#/experiments/{experiment.experiment_id}/runs")
         for name in expected:
             page.get_by_text(name).first.wait_for(timeout=60_000)
-        # show the gold_macro_f1 column, as a person would: Columns -> search -> tick it
+        # show the gold_report_macro_f1 column, as a person would: Columns -> search -> tick it
         page.get_by_text("Columns", exact=True).first.click()
-        page.keyboard.type("gold_macro_f1")
-        page.locator("label, span, div").filter(has_text="gold_macro_f1").last.click()
+        page.keyboard.type("gold_report_macro_f1")
+        page.locator("label, span, div").filter(has_text="gold_report_macro_f1").last.click()
         page.keyboard.press("Escape")
         page.wait_for_timeout(1500)
         SCREENSHOT.parent.mkdir(exist_ok=True)
@@ -84,4 +84,4 @@ def test_runs_page_shows_both_kinds_and_their_gold_macro_f1(ui, two_kind_store):
     for name, value in expected.items():
         shown = repr(value).removesuffix(".0")  # the UI prints numbers as JavaScript does: 1, 0.9488711829048837
         assert name in text
-        assert shown in text, f"gold_macro_f1 {shown} of {name} not on the page"
+        assert shown in text, f"gold_report_macro_f1 {shown} of {name} not on the page"

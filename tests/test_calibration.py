@@ -6,7 +6,7 @@ from pipeline.calibration import (
     FITTERS,
     apply,
     choose_calibration,
-    choose_threshold,
+    choose_thresholds,
     decide,
     expected_calibration_error,
 )
@@ -52,13 +52,27 @@ def test_decide_abstains_below_threshold_and_when_other_wins():
     assert decide(np.array([0.3, 0.2, 0.2, 0.2, 0.1]), labels, threshold=0.4) == "other"
     assert decide(np.array([0.2, 0.1, 0.1, 0.1, 0.5]), labels, threshold=0.1) == "other"
     assert decide(np.array([0.2, 0.1, 0.1, 0.1, 0.5]), labels, threshold=0.1, abstain=False) == "politics"
+    assert decide(np.array([0.2, 0.1, 0.1, 0.1, 0.5]), labels, threshold=0.1, other_threshold=0.6) == "politics"
 
 
 def test_threshold_keeps_the_configured_coverage():
     rng = np.random.default_rng(3)
     proba = rng.dirichlet(np.ones(4), 1000)
     y = [TOPICS[i] for i in rng.integers(0, 4, 1000)]
-    threshold = choose_threshold(proba, TOPICS, y, coverage=0.9)
+    threshold, other = choose_thresholds(proba, TOPICS, y, coverage=0.9)
     kept = (proba.max(axis=1) >= threshold).mean()
-    assert 0.89 <= kept <= 0.91
-    assert choose_threshold(proba, TOPICS, y, coverage=1.0) == 0.0
+    assert 0.89 <= kept <= 0.91 and other == 0.0
+    assert choose_thresholds(proba, TOPICS, y, coverage=1.0) == (0.0, 0.0)
+
+
+def test_learned_other_is_gated_when_it_alone_would_break_the_coverage():
+    rng = np.random.default_rng(4)
+    proba = rng.dirichlet(np.ones(5), 1000)  # the learned `other` class wins on about a fifth of the rows
+    y = [TOPICS[i] for i in rng.integers(0, 4, 1000)]
+    threshold, other = choose_thresholds(proba, LABELS, y, coverage=0.95)
+    answers = [decide(row, LABELS, threshold, other_threshold=other) for row in proba]
+    kept = np.mean([a != "other" for a in answers])
+    assert other > 0 and threshold == 0.0 and 0.945 <= kept <= 0.955
+    # the `other` answers left are the most confident ones
+    p_other = proba[:, 4]
+    assert min(p_other[i] for i, a in enumerate(answers) if a == "other") >= other

@@ -94,7 +94,7 @@ def test_analysis_reports_coverage_overlap_conflict_and_gold_precision():
     headlines = corpus_rows([("여야 합의", "Politics"), ("의원 체포", "Politics"), ("절도범 체포", ""),
                              ("여야 대표 회동", "Politics")])
     gold = [{"title": "여야 대표 회동", "label": "politics"}, {"title": "의원 체포 동의안", "label": "politics"}]
-    result = label_table(headlines, gold, cfg, manual={})
+    result = label_table(headlines, gold, cfg, manual={}, report_share=1e-12)  # all gold in the tune part
     stats = {s.name: s for s in result.stats}
     assert result.n_gold == 1 and len(result.rows) == 3  # the gold headline is not in the table
     assert stats["arrest"].coverage == pytest.approx(2 / 3)
@@ -102,6 +102,17 @@ def test_analysis_reports_coverage_overlap_conflict_and_gold_precision():
     assert stats["section:Politics"].gold_hits == 1 and stats["section:Politics"].gold_precision == 1.0
     assert stats["arrest"].gold_hits == 1 and stats["arrest"].gold_precision == 0.0
     assert stats["arrest"].accuracy < stats["section:Politics"].accuracy
+
+
+def test_report_part_never_weighs_the_functions():
+    from pipeline.gold import TUNE, gold_part
+
+    cfg = LabelConfig(section_map={}, rules=(Rule("arrest", "crime", ("체포",)),))
+    gold = [{"title": f"피의자 {i}명 체포", "label": "politics"} for i in range(40)]  # the rule is always wrong
+    in_tune = sum(gold_part(g["title"], 0.5) == TUNE for g in gold)
+    assert 0 < in_tune < 40
+    stats = label_table(corpus_rows([("절도범 체포", "")]), gold, cfg, manual={}, report_share=0.5).stats
+    assert stats[0].gold_hits == in_tune and stats[0].gold_precision == 0.0
 
 
 def test_manual_labels_override_every_rule():

@@ -42,10 +42,14 @@ def test_gold_title_never_in_training_table(run_env):
 
 def test_metrics_on_val_and_gold_have_shared_names(run_env):
     metrics = run_env["result"].metrics
-    for prefix in ("val", "gold"):
+    for prefix in ("val", "gold_tune", "gold_report"):
         assert {f"{prefix}_macro_f1", f"{prefix}_accuracy", *(f"{prefix}_f1_{t}" for t in TOPICS)} <= set(metrics)
     assert metrics["val_macro_f1"] > 0.8  # templates are easy; a broken model scores ~0.25
-    assert metrics["gold_other_n"] == 1
+    assert metrics["gold_tune_other_n"] + metrics["gold_report_other_n"] == 6  # the fixture's six `other` items
+    assert metrics["gold_tune_n"] + metrics["gold_report_n"] == 24  # in-scope items, split without loss
+    # the report part carries a bootstrap interval around its point estimate
+    assert metrics["gold_report_macro_f1_lo"] <= metrics["gold_report_macro_f1"] <= metrics["gold_report_macro_f1_hi"]
+    assert "gold_tune_macro_f1_lo" not in metrics
 
 
 def test_audit_ranks_suspects_and_counts_them(run_env):
@@ -62,7 +66,7 @@ def test_export_is_self_describing(run_env):
     assert meta["kind"] == "tfidf" and sorted(meta["labels"]) == sorted(LABELS)  # other is learned
     assert meta["calibration"]["method"] in ("temperature", "isotonic", "platt") and 0 <= meta["abstain_threshold"] < 1
     assert meta["config"]["C"] == load_config(TfidfConfig, CONFIG_DIR / "tfidf.yaml").C
-    assert "gold_macro_f1" in meta["metrics"] and len(meta["info"]["train_data_sha256"]) == 64
+    assert "gold_report_macro_f1" in meta["metrics"] and len(meta["info"]["train_data_sha256"]) == 64
     assert (run_env["model_dir"].parent / "current").resolve() == run_env["model_dir"].resolve()
 
 
@@ -72,10 +76,10 @@ def test_mlflow_run_logged_and_model_registered(run_env):
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{run_env['tmp']}/mlflow.db")
     run = client.get_run(run_env["result"].model.info["mlflow_run_id"])
     assert run.info.status == "FINISHED"
-    assert run.data.metrics["gold_macro_f1"] == pytest.approx(run_env["result"].metrics["gold_macro_f1"])
+    assert run.data.metrics["gold_report_macro_f1"] == pytest.approx(run_env["result"].metrics["gold_report_macro_f1"])
     assert run.data.tags["train_data_sha256"] == run_env["result"].data_info["train_data_sha256"]
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
-    assert "plots/gold_confusion_matrix.png" in artifacts
+    assert {"plots/gold_report_confusion_matrix.png", "plots/gold_tune_confusion_matrix.png"} <= artifacts
     versions = client.search_model_versions("name='headline-topic-tfidf'")
     assert versions and versions[0].run_id == run.info.run_id
 
@@ -129,10 +133,12 @@ def test_predict_abstains_on_other_unless_told_not_to(run_env):
 
 def test_abstain_and_calibration_metrics_logged(run_env):
     metrics = run_env["result"].metrics
-    for name in ("gold_other_abstained", "gold_coverage", "gold_kept_accuracy", "val_ece", "val_ece_raw",
-                 "calibration_ece_none", "abstain_threshold"):
+    for name in ("gold_report_other_abstained", "gold_report_coverage", "gold_report_kept_accuracy",
+                 "gold_report_coverage_lo", "val_ece", "val_ece_raw", "calibration_ece_none", "abstain_threshold"):
         assert name in metrics
-    assert metrics["gold_other_abstained"] == 1.0  # the fixture weather headline
+    assert run_env["result"].model.info["abstain_threshold_on"] == "gold_tune"
+    # the threshold keeps the configured share of the tune part's in-scope items
+    assert metrics["gold_tune_coverage"] >= run_env["cfg"].abstain_coverage
 
 
 @pytest.mark.parametrize("args, message", [

@@ -35,6 +35,17 @@ def test_every_gold_title_is_kept_out_of_training(real):
     assert not keys & {normalize_title(g["title"]).key for g in real["gold"]}
 
 
+def test_gold_parts_are_disjoint_and_both_hold_crime(real):
+    from pipeline.gold import REPORT, TUNE, split_gold
+
+    parts = split_gold(real["gold"], 0.5)
+    keys = {part: {normalize_title(g["title"]).key for g in rows} for part, rows in parts.items()}
+    assert not keys[TUNE] & keys[REPORT] and len(parts[TUNE]) + len(parts[REPORT]) == len(real["gold"])
+    for part in (TUNE, REPORT):
+        assert 0.4 < len(parts[part]) / len(real["gold"]) < 0.6
+        assert sum(g["label"] == "crime" for g in parts[part]) >= 15
+
+
 def test_crime_functions_are_precise_on_gold(real):
     stats = {s.name: s for s in real["stats"]}
     assert stats["crime_act"].gold_precision >= 0.85 and stats["crime_justice"].gold_precision >= 0.85
@@ -49,7 +60,7 @@ def test_tfidf_on_real_data_beats_floor_on_gold(real):
     model = TfidfModel(load_config(TfidfConfig, CONFIG_DIR / "tfidf.yaml"))
     cfg = load_config(TrainConfig, CONFIG_DIR / "train.yaml", {"audit_folds": 0})
     result = train(model, real["labeled"], real["gold"], cfg)
-    # floors under the measured values (0.945 / 0.91): catch a broken labeler or model, not noise
-    assert result.metrics["gold_macro_f1"] >= 0.90
-    assert result.metrics["gold_f1_crime"] >= 0.85
+    # floors under the report part's bootstrap interval: catch a broken labeler or model, not noise
+    assert result.metrics["gold_report_macro_f1"] >= 0.88
+    assert result.metrics["gold_report_f1_crime"] >= 0.80
     assert predict_titles(model, ["[속보] 경찰, '은평 일본도 살인' 가해자 구속영장 신청"])[0]["label"] == "crime"

@@ -27,6 +27,8 @@ class TopicModel(ABC):
     kind: ClassVar[str]
     # Whether the label audit may refit this kind k times for out-of-fold probabilities (cheap kinds only).
     audit_refits: ClassVar[bool] = True
+    # Which split `fit` learns from: "train", or "val" for kinds that combine already-fitted models.
+    fit_on: ClassVar[str] = "train"
 
     def __init__(self, config: Any, labels: Sequence[str] = ()):
         self.config = config
@@ -35,6 +37,7 @@ class TopicModel(ABC):
         self.info: dict[str, Any] = {}  # provenance (data hash, checkpoint, ...), saved with the model
         self.calibration: dict | None = None  # pipeline.calibration parameters, fitted on held-out data
         self.threshold: float | None = None  # abstain below this best-topic score (pipeline.calibration)
+        self.other_threshold: float | None = None  # the learned `other` class answers only from this score
         self.corpus: list[str] = []  # every headline we have (no gold), for kinds that pretrain on text
         self.unlabeled: list[str] = []  # headlines the labels left out (no gold, no validation rows)
         self.teacher: TopicModel | None = None  # unfitted model whose predictions label `unlabeled`
@@ -78,6 +81,7 @@ class TopicModel(ABC):
             "info": self.info,
             "calibration": self.calibration,
             "abstain_threshold": self.threshold,
+            "other_threshold": self.other_threshold,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "python": platform.python_version(),
         }
@@ -96,6 +100,7 @@ class TopicModel(ABC):
         model.info = meta.get("info", {})
         model.calibration = meta.get("calibration")
         model.threshold = meta.get("abstain_threshold")
+        model.other_threshold = meta.get("other_threshold")
         try:
             model._load_weights(model_dir)
         except Exception as err:  # truncated or foreign files: say which directory, not a traceback
