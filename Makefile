@@ -5,10 +5,10 @@ PY := $(VENV)/bin/python
 MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lock ingest label review train train-tfidf train-kobert promote compare test lint ui bench
+.PHONY: help venv lock ingest label review train train-tfidf train-kobert train-ensemble promote compare test lint ui bench
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV) && $(PY) -m pip install -q -r requirements.txt && touch $@
@@ -22,13 +22,15 @@ label: ingest ## weak-label headlines into data/processed/labeled.csv, print cov
 	$(PY) -m pipeline.label --report
 review: venv ## label the most useful headlines by hand (audit suspects, uncertain ones)
 	$(PY) -m pipeline.label review
-train: label ## ingest, label, train TF-IDF and KoBERT, log to MLflow, export, promote the champion
-	$(PY) -m pipeline.train --model tfidf && $(PY) -m pipeline.train --model kobert && $(PY) -m pipeline.promote
+train: label ## ingest, label, train TF-IDF, KoBERT and their ensemble, log to MLflow, export, promote the champion
+	$(PY) -m pipeline.train --model tfidf && $(PY) -m pipeline.train --model kobert && $(PY) -m pipeline.train --model ensemble && $(PY) -m pipeline.promote
 train-tfidf: label ## train only the TF-IDF model, then promote
 	$(PY) -m pipeline.train --model tfidf && $(PY) -m pipeline.promote
 train-kobert: label ## train only the KoBERT model (offline: builds a local KoBERT-style model first), then promote
 	$(PY) -m pipeline.train --model kobert && $(PY) -m pipeline.promote
-promote: venv ## make the best registered model (dev-gold macro-F1) the champion and the default
+train-ensemble: label ## combine the trained TF-IDF and KoBERT models (weights fitted on validation rows), then promote
+	$(PY) -m pipeline.train --model ensemble && $(PY) -m pipeline.promote
+promote: venv ## crown the best registered model (gold report part, paired bootstrap) as champion and default
 	$(PY) -m pipeline.promote
 compare: venv ## latest run of each model kind side by side
 	$(PY) -m pipeline.compare

@@ -16,6 +16,7 @@ from pipeline.models.base import META_FILE, TopicModel
 KINDS = {
     "tfidf": "pipeline.models.tfidf:TfidfModel",
     "kobert": "pipeline.models.kobert:KobertModel",
+    "ensemble": "pipeline.models.ensemble:EnsembleModel",
 }
 
 
