@@ -3,9 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
+LABEL ?= crime
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lock ingest label review train train-tfidf train-kobert train-ensemble promote compare test lint ui bench
+.PHONY: help venv lock ingest label review train train-tfidf train-kobert train-ensemble propose promote compare test lint ui bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -22,6 +23,8 @@ label: ingest ## weak-label headlines into data/processed/labeled.csv, print cov
 	$(PY) -m pipeline.label --report
 review: venv ## label the most useful headlines by hand (audit suspects, uncertain ones)
 	$(PY) -m pipeline.label review
+propose: venv ## propose rule patterns for LABEL (default crime) from the pool and the current model, for review
+	$(PY) -m pipeline.propose --label $(LABEL) --seed-neighbours
 train: label ## ingest, label, train TF-IDF, KoBERT and their ensemble, log to MLflow, export, promote the champion
 	$(PY) -m pipeline.train --model tfidf && $(PY) -m pipeline.train --model kobert && $(PY) -m pipeline.train --model ensemble && $(PY) -m pipeline.promote
 train-tfidf: label ## train only the TF-IDF model, then promote

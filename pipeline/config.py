@@ -74,6 +74,10 @@ class LabelConfig:
     prior_accuracy: float = 0.8
     prior_strength: float = 10.0
     min_confidence: float = 0.6  # abstain (no label) below this posterior
+    # Labels no source section can name (there is no crime section anywhere): a section's vote says
+    # nothing for or against them, so a crime rule on a Politics-section headline is not outvoted by
+    # the page it was listed on (LABELING.md: a politician's criminal case is crime).
+    sections_blind_to: tuple[str, ...] = ("crime",)
 
 
 @dataclass(frozen=True)
@@ -260,7 +264,7 @@ def _validate(cfg: Any, where: str) -> None:
             except re.error as err:
                 raise UserError(f"{where}: rule {cfg.name}: bad regex {pattern!r} ({err})") from None
     if isinstance(cfg, LabelConfig):
-        labels = list(cfg.section_map.values())
+        labels = [*cfg.section_map.values(), *cfg.sections_blind_to]
         names = [r.name for r in cfg.rules]
         if len(set(names)) != len(names):
             raise UserError(f"{where}: rule names must be unique")

@@ -215,7 +215,8 @@ def label_table(headlines: list[dict], gold: list[dict], cfg: LabelConfig, manua
     corpus = [v for r, v in zip(headlines, votes, strict=True) if r["key"] not in gold_keyset]
     tune = split_gold(gold, report_share)[TUNE]
     stats = analyse(labeler.names, labeler.label_of, corpus, gold_votes(tune, headlines, labeler), cfg)
-    model = LabelModel(LABELS, {s.name: s.accuracy for s in stats})
+    blind = {name: cfg.sections_blind_to for name in labeler.names if name.startswith("section:")}
+    model = LabelModel(LABELS, {s.name: s.accuracy for s in stats}, blind)
     rows, n_gold = label_rows(headlines, votes, model, cfg.min_confidence, gold_keyset, manual)
     return Labeling(rows, stats, n_gold)
 

@@ -6,9 +6,14 @@ j is right with probability a_j, and when wrong picks any other label uniformly,
     P(y = k | votes) ∝ Π_j  a_j                  if vote_j == k
                           (1 - a_j) / (K - 1)     otherwise            (non-voting functions drop out)
 
-with a uniform class prior. Accuracies are estimated per function as Beta-smoothed precision on
-measured hits (label.py measures them on the gold dev set: rule precision, never titles), so a
-function with few measured hits stays near the prior. Headlines whose best posterior is below
+with a uniform class prior. A function may be *blind* to some labels: a source section can never say
+`crime` (no source has a crime section), so when a crime rule votes on a headline, the section's
+vote does not count against crime: it separates its own label from the others, and crime stays
+level with it (without a crime vote the blindness is moot: the silent crime rules are the evidence).
+
+Accuracies are estimated per function as Beta-smoothed precision on measured hits (label.py measures
+them on the gold dev set's tune part: rule precision, never titles), so a function with few measured
+hits stays near the prior. Headlines whose best posterior is below
 `min_confidence` abstain (no label).
 """
 
@@ -25,20 +30,24 @@ def smoothed_accuracy(correct: int, hits: int, prior: float, strength: float) ->
 
 
 class LabelModel:
-    def __init__(self, labels: Sequence[str], accuracies: Mapping[str, float]):
+    def __init__(self, labels: Sequence[str], accuracies: Mapping[str, float],
+                 blind: Mapping[str, Sequence[str]] | None = None):
         self.labels = tuple(labels)
         self.accuracies = dict(accuracies)
+        self.blind = {name: tuple(b) for name, b in (blind or {}).items()}  # function -> labels it cannot see
         self._index = {label: i for i, label in enumerate(self.labels)}
 
     def posterior(self, votes: Sequence[tuple[str, str]]) -> np.ndarray:
         """P(label) for one headline's votes [(function name, label), ...]; uniform when no votes."""
         k = len(self.labels)
         log_p = np.zeros(k)
+        voted = {label for _, label in votes}
         for name, label in votes:
             acc = min(max(self.accuracies[name], 1e-3), 1 - 1e-3)
             wrong = np.log((1 - acc) / (k - 1))
             log_p += wrong
-            log_p[self._index[label]] += np.log(acc) - wrong
+            for seen_as_right in {label, *(voted & set(self.blind.get(name, ())))}:
+                log_p[self._index[seen_as_right]] += np.log(acc) - wrong
         p = np.exp(log_p - log_p.max())
         return p / p.sum()
 

@@ -79,6 +79,18 @@ def test_label_model_weighs_votes_by_accuracy():
     assert model.decide([], 0.0) == ("", 0.0)
 
 
+def test_a_section_does_not_outvote_a_crime_rule():
+    """No source has a crime section: a Politics-section listing of a politician's criminal case is crime when
+    a crime rule fires, while the section alone still says politics."""
+    accuracies = {"section:Politics": 0.95, "crime_justice": 0.9}
+    blind = LabelModel(LABELS, accuracies, {"section:Politics": ("crime",)})
+    plain = LabelModel(LABELS, accuracies)
+    votes = [("section:Politics", "politics"), ("crime_justice", "crime")]
+    assert blind.decide(votes, 0.6)[0] == "crime" and plain.decide(votes, 0.6)[0] == "politics"
+    assert blind.decide(votes[:1], 0.6) == plain.decide(votes[:1], 0.6)  # no crime vote: blindness is moot
+    assert blind.posterior(votes[:1])[LABELS.index("politics")] > 0.9
+
+
 def test_smoothed_accuracy_stays_near_prior_with_few_hits():
     assert smoothed_accuracy(1, 1, prior=0.8, strength=10) == pytest.approx(9 / 11)
     assert smoothed_accuracy(90, 100, prior=0.8, strength=10) == pytest.approx(98 / 110)
