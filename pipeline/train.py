@@ -263,7 +263,11 @@ def main() -> None:
         write_csv(repo_path(data_cfg.label_issues_csv), ISSUE_COLUMNS, result.label_issues)
         print(f"audit: {len(result.label_issues)} suspected label errors -> {data_cfg.label_issues_csv} "
               "(review them with `python -m pipeline.label review`)")
+    notes = {"gold_tune": "gold tune part (tuning: label weights and thresholds were set on it; not honest):",
+             "gold_report": "gold report part (nothing was tuned on it):"}
     for name, evaluation in result.evaluations.items():
+        if name in notes:
+            print(notes[name])
         print(format_report(evaluation, name))
     print(f"trained in {result.metrics['train_seconds']:.1f} s on {int(result.metrics['train_rows'])} headlines "
           f"-> {final}" + (f" (MLflow run {result.model.info['mlflow_run_id']})" if not args.no_mlflow else ""))
