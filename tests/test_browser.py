@@ -4,6 +4,7 @@ Needs Debian's chromium (/usr/bin/chromium, installed by .ci/run) and Playwright
 with a reason where either is missing. Leaves a screenshot in test-artifacts/mlflow_runs.png.
 """
 
+import re
 import shutil
 import socket
 import subprocess
@@ -74,7 +75,8 @@ def test_runs_page_shows_both_kinds_and_their_gold_report_macro_f1(ui, two_kind_
         # show the gold_report_macro_f1 column, as a person would: Columns -> search -> tick it
         page.get_by_text("Columns", exact=True).first.click()
         page.keyboard.type("gold_report_macro_f1")
-        page.locator("label, span, div").filter(has_text="gold_report_macro_f1").last.click()
+        # exact text: the _lo/_hi interval columns match the search too
+        page.locator("label, span, div").filter(has_text=re.compile(r"^gold_report_macro_f1$")).last.click()
         page.keyboard.press("Escape")
         page.wait_for_timeout(1500)
         SCREENSHOT.parent.mkdir(exist_ok=True)
