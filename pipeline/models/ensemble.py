@@ -65,6 +65,7 @@ class EnsembleModel(TopicModel):
                      options={"xatol": 1e-4, "fatol": 1e-7}).x
         self.weights = (np.exp(z - z.max()) / np.exp(z - z.max()).sum()).round(6).tolist()
         self.info["weights"] = self.weights
+        self.info["checkpoint"] = "+".join(f"{m.kind}:{m.info.get('checkpoint', 'none')}" for m in self.members)
         self.info["members"] = [{"kind": m.kind, "weight": wt, "mlflow_run_id": m.info.get("mlflow_run_id"),
                                  "train_data_sha256": m.info.get("train_data_sha256")}
                                 for m, wt in zip(self.members, self.weights, strict=True)]
