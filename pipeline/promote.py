@@ -80,13 +80,19 @@ def paired(a: dict, b: dict) -> Verdict | None:
     return Verdict(d.value, d.lo, d.hi)
 
 
+def best_scored(versions: list[dict]) -> dict | None:
+    """The version with the best report macro-F1 (point estimate; ties: faster, smaller)."""
+    scored = [v for v in versions if comparable(v)]
+    return max(scored, key=lambda v: (_f(v["tags"], SCORE, -1.0), speed_key(v))) if scored else None
+
+
 def propose(versions: list[dict]) -> tuple[dict | None, dict | None]:
     """(candidate, current champion): the best by report macro-F1, or the fastest version tied with it."""
     scored = [v for v in versions if comparable(v)]
     champion = next((v for v in versions if v["champion"]), None)
-    if not scored:
+    best = best_scored(versions)
+    if best is None:
         return None, champion
-    best = max(scored, key=lambda v: (_f(v["tags"], SCORE, -1.0), speed_key(v)))
     tied = [v for v in scored if v is best or ((verdict := paired(best, v)) is not None and not verdict.worse)]
     return max(tied, key=speed_key), champion
 
@@ -107,12 +113,15 @@ def should_replace(candidate: dict, champion: dict | None) -> tuple[bool, str]:
     return False, f"tied within noise ({verdict}), not faster"
 
 
+def _name(version: dict) -> str:
+    return f"{version['name'].removeprefix('headline-topic-')} v{version['version']}"
+
+
 def describe(version: dict | None) -> list[str]:
     if version is None:
         return ["(none)"] + [""] * (len(TOPICS) + 4)
     tags = version["tags"]
-    return [f"{version['name'].removeprefix('headline-topic-')} v{version['version']}",
-            f"{_f(tags, SCORE):.4f}", f"{_f(tags, SCORE + '_lo'):.3f}-{_f(tags, SCORE + '_hi'):.3f}",
+    return [_name(version), f"{_f(tags, SCORE):.4f}", f"{_f(tags, SCORE + '_lo'):.3f}-{_f(tags, SCORE + '_hi'):.3f}",
             *(f"{_f(tags, f'gold_report_f1_{t}'):.3f}" for t in TOPICS),
             f"{_f(tags, 'headlines_per_second'):.0f}", f"{_f(tags, 'model_bytes') / 1e6:.1f}"]
 
@@ -151,10 +160,15 @@ def install_default(run_id: str, kind: str, models_dir: Path = MODELS_DIR) -> Pa
 def promote(force: bool = False, dry_run: bool = False, models_dir: Path = MODELS_DIR) -> str:
     from pipeline import tracking
 
-    candidate, champion = propose(tracking.registered_versions())
+    versions = tracking.registered_versions()
+    candidate, champion = propose(versions)
     if candidate is None:
         raise UserError("no registered model with gold report metrics yet: run `make train` first")
     report = comparison_table(candidate, champion)
+    best = best_scored(versions)
+    if best is not candidate:  # say why the point-estimate leader is not the candidate
+        report += (f"\nbest report macro-F1: {_name(best)} {_f(best['tags'], SCORE):.4f}; {_name(candidate)} is tied "
+                   f"with it within noise ({paired(best, candidate)}) and faster")
     same = champion is not None and (candidate["name"], candidate["version"]) == (champion["name"], champion["version"])
     if same and not force:
         return f"{report}\nthe candidate is already the champion"
