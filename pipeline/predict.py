@@ -6,9 +6,10 @@
     python -m pipeline.predict --model models/tfidf "제목"
     python -m pipeline.predict --no-abstain "제목"                          (always one of the four topics)
 
-The answer is `other` when no topic is confident enough (threshold saved with the model) or the
-model's learned `other` class wins. The default model is models/current (made by `make train`).
-Never reads configs/ and, for the TF-IDF model, never imports torch, transformers or mlflow. A bad
+The answer is `other` when no topic is confident enough or the model's learned `other` class wins
+with enough confidence (both thresholds saved with the model). The default model is models/current
+(made by `make train`). Never reads configs/ and, for the TF-IDF model, never imports torch,
+transformers or mlflow. A bad
 line in --input gives an object with an `error` key in its place, so output lines match input lines
 one to one.
 """
