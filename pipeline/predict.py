@@ -9,9 +9,8 @@
 The answer is `other` when no topic is confident enough or the model's learned `other` class wins
 with enough confidence (both thresholds saved with the model). The default model is models/current
 (made by `make train`). Never reads configs/ and, for the TF-IDF model, never imports torch,
-transformers or mlflow. A bad
-line in --input gives an object with an `error` key in its place, so output lines match input lines
-one to one.
+transformers or mlflow. A bad line in --input gives an object with an `error` key in its place, so
+output lines match input lines one to one.
 """
 
 from __future__ import annotations
