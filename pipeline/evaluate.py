@@ -90,7 +90,7 @@ def evaluate(titles: Sequence[str], labels: Sequence[str], proba: np.ndarray, mo
 
 
 def add_intervals(evaluation: Evaluation, prefix: str) -> None:
-    """Bootstrap 95% intervals (<metric>_lo/_hi) for macro-F1, crime F1 and coverage, in place."""
+    """Bootstrap 95% intervals (<metric>_lo/_hi) for macro-F1 and coverage, in place."""
     from pipeline.gold import coverage_interval, macro_f1_interval
 
     m = evaluation.metrics

@@ -13,8 +13,7 @@ level with it (without a crime vote the blindness is moot: the silent crime rule
 
 Accuracies are estimated per function as Beta-smoothed precision on measured hits (label.py measures
 them on the gold dev set's tune part: rule precision, never titles), so a function with few measured
-hits stays near the prior. Headlines whose best posterior is below
-`min_confidence` abstain (no label).
+hits stays near the prior. Headlines whose best posterior is below `min_confidence` abstain (no label).
 """
 
 from __future__ import annotations

@@ -73,7 +73,8 @@ def paired(a: dict, b: dict) -> Verdict | None:
     """Paired bootstrap of b against a on the report items; None when they were not scored on the same items."""
     from pipeline.gold import decode, paired_difference
 
-    if not (comparable(a) and comparable(b)) or a["tags"]["gold_report_items"] != b["tags"]["gold_report_items"]:
+    same = ("gold_report_items", "gold_report_truth")  # the same items with the same gold labels
+    if not (comparable(a) and comparable(b)) or any(a["tags"][k] != b["tags"][k] for k in same):
         return None
     truth = decode(a["tags"]["gold_report_truth"])
     d = paired_difference(truth, decode(a["tags"]["gold_report_answers"]), decode(b["tags"]["gold_report_answers"]))
@@ -88,11 +89,11 @@ def best_scored(versions: list[dict]) -> dict | None:
 
 def propose(versions: list[dict]) -> tuple[dict | None, dict | None]:
     """(candidate, current champion): the best by report macro-F1, or the fastest version tied with it."""
-    scored = [v for v in versions if comparable(v)]
     champion = next((v for v in versions if v["champion"]), None)
     best = best_scored(versions)
     if best is None:
         return None, champion
+    scored = [v for v in versions if comparable(v)]
     tied = [v for v in scored if v is best or ((verdict := paired(best, v)) is not None and not verdict.worse)]
     return max(tied, key=speed_key), champion
 

@@ -149,7 +149,7 @@ def train(model: TopicModel, labeled: list[dict], gold: list[dict], cfg: TrainCo
     start = time.perf_counter()
     model.fit([r["title"] for r in fit_rows], [r["label"] for r in fit_rows], seed=cfg.seed,
               sample_weight=weights(fit_rows, cfg))
-    metrics = {"train_seconds": time.perf_counter() - start, "train_rows": float(len(train_rows)),
+    metrics = {"train_seconds": time.perf_counter() - start, "train_rows": float(len(fit_rows)),
                "val_rows": float(len(val_rows))}
     metrics.update(calibrate(model, [r["title"] for r in val_rows], [r["label"] for r in val_rows], cfg, parts[TUNE]))
     # phase timings a kind reports about itself (tokenizer, pretraining, fine-tuning)
@@ -160,8 +160,8 @@ def train(model: TopicModel, labeled: list[dict], gold: list[dict], cfg: TrainCo
             prefix = f"gold_{part}"
             evaluations[prefix] = score(model, [g["title"] for g in parts[part]], [g["label"] for g in parts[part]],
                                         prefix)
-    if REPORT in parts and parts[REPORT]:
-        add_intervals(evaluations["gold_report"], "gold_report")
+            if part == REPORT:
+                add_intervals(evaluations[prefix], prefix)
     for evaluation in evaluations.values():
         metrics.update(evaluation.metrics)
     issues: list[dict] = []

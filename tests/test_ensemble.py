@@ -40,7 +40,8 @@ def test_weights_are_a_pooling_fitted_on_validation(ensemble, members):
     pooled = sum(w * m.predict_proba(titles)[:, [m.labels.index(label) for label in model.labels]]
                  for w, m in zip(model.weights, members["models"], strict=True))
     assert np.allclose(model.predict_raw(titles), pooled)
-    # it has its own calibration and abstain thresholds, and the same metric names as every kind
+    # fitted on the validation rows, with its own calibration and thresholds and every kind's metric names
+    assert ensemble.metrics["train_rows"] == ensemble.metrics["val_rows"]
     assert ensemble.metrics["val_macro_f1"] > 0.8
     assert model.calibration is not None and "gold_report_macro_f1" in ensemble.metrics
     assert model.info["members"][0]["kind"] == "tfidf"

@@ -21,7 +21,7 @@ from pipeline.gold import (
     read_gold,
     split_gold,
 )
-from pipeline.promote import propose, should_replace
+from pipeline.promote import paired, propose, should_replace
 
 
 def titles(n: int, seed: int = 1) -> list[str]:
@@ -131,3 +131,6 @@ def test_versions_scored_on_other_items_are_not_paired():
     assert propose([other_items, fresh])[0] is other_items  # best; the other is not paired, so not tied
     ok, why = should_replace(fresh, {**other_items, "champion": True})
     assert ok and "pair" in why
+    relabeled = version("tfidf", [TOPICS[(TOPICS.index(t) + 1) % 4] for t in truth], base, per_second=5000)
+    assert paired(fresh, relabeled) is None  # same titles, other gold labels: not paired either
+    assert paired(fresh, version("tfidf", truth, truth, per_second=5000)) is not None
