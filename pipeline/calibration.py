@@ -1,18 +1,11 @@
 """Calibrated confidence and abstaining ("other") for every model kind.
 
-Calibration maps a model's raw class probabilities to ones that mean what they say. Three methods
-are fitted on held-out data and the one with the lowest expected calibration error (ECE) on a
-second held-out half wins: temperature scaling (one parameter), isotonic regression (per class,
-then renormalised) and Platt scaling (a sigmoid per class, renormalised). The fitted calibrator is
-plain numbers (JSON in model.json), applied with numpy alone so the predict path stays light.
-
-Abstaining: `decide` answers `other` when the model's learned `other` class wins (by at least the
-other threshold) or no topic reaches the topic threshold; `choose_thresholds` picks both on held-out
-labeled data (the gold tune part, pipeline.train) so that a configured share of in-scope headlines
-keeps a topic.
+Temperature scaling, isotonic regression and Platt scaling (per class, renormalised) are fitted on
+held-out data; the lowest expected calibration error (ECE) on a second held-out half wins. The result
+is plain numbers (model.json), applied with numpy alone so the predict path stays light. `decide`
+answers `other` when the learned `other` class wins or no topic is confident enough;
+`choose_thresholds` sets both thresholds so a configured share of in-scope headlines keeps a topic.
 """
-
-from __future__ import annotations
 
 from collections.abc import Sequence
 
@@ -21,19 +14,6 @@ import numpy as np
 from pipeline import OTHER, TOPICS
 
 EPS = 1e-6
-
-
-def expected_calibration_error(proba: np.ndarray, y: np.ndarray, bins: int = 15) -> float:
-    """ECE of the top-class confidence: bin-size-weighted |accuracy - confidence|."""
-    confidence = proba.max(axis=1)
-    correct = proba.argmax(axis=1) == y
-    edges = np.linspace(0, 1, bins + 1)
-    ece = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-        in_bin = (confidence > lo) & (confidence <= hi)
-        if in_bin.any():
-            ece += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
-    return float(ece)
 
 
 def reliability(proba: np.ndarray, y: np.ndarray, bins: int = 10) -> list[tuple[float, float, int]]:
@@ -47,6 +27,11 @@ def reliability(proba: np.ndarray, y: np.ndarray, bins: int = 10) -> list[tuple[
         if in_bin.any():
             out.append((float(confidence[in_bin].mean()), float(correct[in_bin].mean()), int(in_bin.sum())))
     return out
+
+
+def expected_calibration_error(proba: np.ndarray, y: np.ndarray, bins: int = 15) -> float:
+    """ECE of the top-class confidence: bin-size-weighted |accuracy - confidence|."""
+    return float(sum(n / len(y) * abs(acc - conf) for conf, acc, n in reliability(proba, y, bins)))
 
 
 def apply(calibration: dict | None, proba: np.ndarray) -> np.ndarray:
@@ -71,13 +56,12 @@ def apply(calibration: dict | None, proba: np.ndarray) -> np.ndarray:
 
 def fit_temperature(proba: np.ndarray, y: np.ndarray) -> dict:
     from scipy.optimize import minimize_scalar
+    from scipy.special import log_softmax
 
     log_p = np.log(np.clip(proba, EPS, 1))
 
     def nll(log_t: float) -> float:
-        z = log_p / np.exp(log_t)
-        z = z - z.max(axis=1, keepdims=True)
-        return float(-(z[np.arange(len(y)), y] - np.log(np.exp(z).sum(axis=1))).mean())
+        return float(-log_softmax(log_p / np.exp(log_t), axis=1)[np.arange(len(y)), y].mean())
 
     best = minimize_scalar(nll, bounds=(-3, 3), method="bounded")
     return {"method": "temperature", "temperature": float(np.exp(best.x))}
@@ -97,16 +81,12 @@ def fit_platt(proba: np.ndarray, y: np.ndarray) -> dict:
     from sklearn.linear_model import LogisticRegression
 
     logit = np.log(np.clip(proba, EPS, 1 - EPS) / np.clip(1 - proba, EPS, 1))
-    a, b = [], []
+    a, b = [1.0] * proba.shape[1], [0.0] * proba.shape[1]  # identity: a class absent from the data stays as it is
     for k in range(proba.shape[1]):
         target = (y == k).astype(int)
-        if target.min() == target.max():  # a class absent from the data: leave it as it is
-            a.append(1.0)
-            b.append(0.0)
-            continue
-        lr = LogisticRegression(C=1e4).fit(logit[:, [k]], target)
-        a.append(float(lr.coef_[0, 0]))
-        b.append(float(lr.intercept_[0]))
+        if target.min() < target.max():
+            lr = LogisticRegression(C=1e4).fit(logit[:, [k]], target)
+            a[k], b[k] = float(lr.coef_[0, 0]), float(lr.intercept_[0])
     return {"method": "platt", "a": a, "b": b}
 
 

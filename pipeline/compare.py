@@ -2,13 +2,9 @@
 
     python -m pipeline.compare [--experiment headline-topics]     (make compare)
 
-Columns: kind, run, checkpoint actually used, training-data hash, macro-F1 on the gold *report* part
-with its bootstrap 95% interval and per-class F1 there, coverage when abstaining (report part), the
-gold *tune* part's macro-F1 (used for tuning: not an honest estimate), validation macro-F1, training
-time and prediction throughput; `*` marks the kind of the champion.
+`*` marks the champion's kind. The gold *tune* part's macro-F1 is labelled (tuning): choices were made
+by looking at it, so it is not an honest estimate; the *report* part's is.
 """
-
-from __future__ import annotations
 
 import argparse
 
@@ -37,9 +33,7 @@ def rows(runs: list[dict], champion_kind: str | None) -> list[list[str]]:
 
 def format_table(table: list[list[str]]) -> str:
     widths = [max(len(str(x)) for x in col) for col in zip(COLUMNS, *table, strict=True)]
-    lines = ["  ".join(str(x).ljust(w) for x, w in zip(COLUMNS, widths, strict=True))]
-    lines += ["  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)) for row in table]
-    return "\n".join(lines)
+    return "\n".join("  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)) for row in [COLUMNS, *table])
 
 
 def main() -> None:

@@ -1,13 +1,8 @@
 """Evaluation shared by every model kind, so all runs report the same metric names.
 
-Metric names: <split>_macro_f1, <split>_accuracy, <split>_{precision,recall,f1}_<topic>, with split
-`val` (held-out weak labels), `gold_tune` or `gold_report` (the two parts of
-../shared/data/gold/dev.tsv, four topics; pipeline.gold). Gold `other` items are counted separately:
-<split>_other_n and <split>_other_as_<topic>. `add_intervals` adds bootstrap 95% intervals
-(<metric>_lo, <metric>_hi) for the report part.
+Names: <split>_macro_f1, <split>_accuracy, <split>_{precision,recall,f1}_<topic> over the four topics
+(split: val, gold_tune or gold_report); gold `other` items are counted apart (<split>_other_*).
 """
-
-from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
@@ -35,13 +30,10 @@ def classification_metrics(y_true: Sequence[str], y_pred: Sequence[str], prefix:
     from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
     p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, labels=list(TOPICS), zero_division=0)
-    metrics = {f"{prefix}_macro_f1": float(np.mean(f)), f"{prefix}_accuracy": float(accuracy_score(y_true, y_pred)),
-               f"{prefix}_n": float(len(y_true))}
-    for i, topic in enumerate(TOPICS):
-        metrics[f"{prefix}_precision_{topic}"] = float(p[i])
-        metrics[f"{prefix}_recall_{topic}"] = float(r[i])
-        metrics[f"{prefix}_f1_{topic}"] = float(f[i])
-    return metrics
+    return {f"{prefix}_macro_f1": float(np.mean(f)), f"{prefix}_accuracy": float(accuracy_score(y_true, y_pred)),
+            f"{prefix}_n": float(len(y_true)),
+            **{f"{prefix}_{name}_{topic}": float(values[i]) for i, topic in enumerate(TOPICS)
+               for name, values in (("precision", p), ("recall", r), ("f1", f))}}
 
 
 def evaluate(titles: Sequence[str], labels: Sequence[str], proba: np.ndarray, model_labels: Sequence[str],
@@ -60,8 +52,8 @@ def evaluate(titles: Sequence[str], labels: Sequence[str], proba: np.ndarray, mo
     answered = [decide(row, model_labels, threshold, True, other_threshold) for row in proba]
     confidence = proba.max(axis=1)
     scope = [i for i, y in enumerate(labels) if y != OTHER]
-    y_true = [labels[i] for i in scope]
-    metrics = classification_metrics(y_true, [forced[i] for i in scope], prefix)
+    y_true, y_forced = [labels[i] for i in scope], [forced[i] for i in scope]
+    metrics = classification_metrics(y_true, y_forced, prefix)
     others = [i for i, y in enumerate(labels) if y == OTHER]
     if others:
         spread = Counter(forced[i] for i in others)
@@ -84,9 +76,9 @@ def evaluate(titles: Sequence[str], labels: Sequence[str], proba: np.ndarray, mo
     errors = [{"title": titles[i], "label": labels[i], "predicted": answered[i],
                "confidence": round(float(confidence[i]), 4)}
               for i in range(len(labels)) if labels[i] != answered[i]]
-    matrix = confusion_matrix(y_true, [forced[i] for i in scope], labels=list(TOPICS)).tolist()
+    matrix = confusion_matrix(y_true, y_forced, labels=list(TOPICS)).tolist()
     return Evaluation(metrics, matrix, errors, curves, scope_titles=[titles[i] for i in scope], truth=y_true,
-                      forced=[forced[i] for i in scope], kept=[answered[i] != OTHER for i in scope])
+                      forced=y_forced, kept=[answered[i] != OTHER for i in scope])
 
 
 def add_intervals(evaluation: Evaluation, prefix: str) -> None:

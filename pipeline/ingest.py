@@ -2,22 +2,19 @@
 
     python -m pipeline.ingest [--config configs/data.yaml]
 
-Sources (configs/data.yaml): KLUE-YNAT train (CSV through `datasets`, or the Hub when no local copy
-is configured), listing exports (CSV: title, section, date/listed_on, site) and saved listing pages
-(ranknews-style text with `번호 제목 글쓴이 날짜` rows, or HTML board/list pages). Output:
+Sources: KLUE-YNAT, listing exports and saved listing pages (configs/data.yaml). Output:
 data/interim/headlines.csv, one row per distinct headline (dedupe key from pipeline.text), first
 source wins, `n_seen` counts the copies. Same input, same output, byte for byte.
 """
 
-from __future__ import annotations
-
 import argparse
 import re
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
 from pipeline.cli import UserError, run
-from pipeline.config import CONFIG_DIR, DataConfig, data_root, load_config, repo_path
+from pipeline.config import CONFIG_DIR, DataConfig, load_config
 from pipeline.io import read_csv, write_csv
 from pipeline.text import normalize_title
 
@@ -43,15 +40,13 @@ def iso_date(text: str) -> str:
     return f"{int(m.group(1)):04d}-{int(m.group(2)):02d}-{int(m.group(3)):02d}" if m else ""
 
 
-# --- sources -------------------------------------------------------------------------------------
-
 def read_ynat(cfg: DataConfig) -> list[dict]:
     """KLUE-YNAT through `datasets`: the configured CSV, else the Hub copy (klue/klue, ynat)."""
     import datasets
 
     datasets.disable_progress_bars()
     if cfg.ynat_csv:
-        path = data_root(cfg) / cfg.ynat_csv
+        path = cfg.root() / cfg.ynat_csv
         if not path.is_file():
             raise UserError(f"YNAT CSV not found: {path} (check ynat_csv in configs/data.yaml and HEADLINE_DATA_DIR)")
         read_csv(path, required=("title", "label"))  # one-line error on a malformed file
@@ -110,11 +105,6 @@ def _meta(soup, prop: str) -> str | None:
     return tag.get("content") if tag else None
 
 
-def _cell_text(cell) -> str:
-    link = cell.find("a")
-    return (link or cell).get_text(" ", strip=True)
-
-
 def _html_table_rows(soup) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
     for table in soup.find_all("table"):
@@ -132,7 +122,8 @@ def _html_table_rows(soup) -> list[tuple[str, str]]:
                 continue
             has_date = date_col is not None and date_col < len(cells)
             date = iso_date(cells[date_col].get_text(strip=True)) if has_date else ""
-            rows.append((_cell_text(cells[title_col]), date))
+            title = cells[title_col].find("a") or cells[title_col]
+            rows.append((title.get_text(" ", strip=True), date))
     return rows
 
 
@@ -141,15 +132,9 @@ _DATE_CLASS = re.compile(r"(date|time|info)", re.I)
 
 
 def _html_list_rows(soup) -> list[tuple[str, str]]:
-    rows: list[tuple[str, str]] = []
-    for item in soup.find_all("li"):
-        title_el = item.find(class_=_TITLE_CLASS)
-        if title_el is None:
-            continue
-        date_el = item.find(class_=_DATE_CLASS)
-        date = iso_date(date_el.get_text(" ", strip=True)) if date_el else ""
-        rows.append((title_el.get_text(" ", strip=True), date))
-    return rows
+    found = [(li.find(class_=_TITLE_CLASS), li.find(class_=_DATE_CLASS)) for li in soup.find_all("li")]
+    return [(title.get_text(" ", strip=True), iso_date(date.get_text(" ", strip=True)) if date else "")
+            for title, date in found if title is not None]
 
 
 def read_page(path: Path) -> list[dict]:
@@ -175,15 +160,13 @@ def _glob(root: Path, patterns: Iterable[str]) -> list[Path]:
 def collect(cfg: DataConfig) -> list[dict]:
     """All raw records, in a fixed order: YNAT, listing exports, pages (files sorted by name)."""
     records = read_ynat(cfg)
-    root = data_root(cfg)
+    root = cfg.root()
     for path in _glob(root, cfg.listing_csvs):
         records += read_listing_csv(path)
     for path in _glob(root, cfg.pages):
         records += read_page(path)
     return records
 
-
-# --- table -----------------------------------------------------------------------------------------
 
 def build_table(records: Iterable[dict]) -> list[dict]:
     """Normalise, drop empty titles, collapse duplicates (same dedupe key) to their first record."""
@@ -210,11 +193,9 @@ def main() -> None:
     args = parser.parse_args()
     cfg = load_config(DataConfig, args.config)
     rows = ingest(cfg)
-    out = repo_path(cfg.headlines_csv)
+    out = cfg.headlines_csv
     write_csv(out, COLUMNS, rows)
-    by_source: dict[str, int] = {}
-    for row in rows:
-        by_source[row["source"]] = by_source.get(row["source"], 0) + 1
+    by_source = Counter(row["source"] for row in rows)
     dupes = sum(r["n_seen"] - 1 for r in rows)
     print(f"{len(rows)} headlines ({', '.join(f'{k} {v}' for k, v in by_source.items())}); "
           f"{dupes} duplicates collapsed -> {out}")

@@ -1,7 +1,5 @@
 """Atomic file and directory writes: a crash or failed run never leaves a half-written output."""
 
-from __future__ import annotations
-
 import contextlib
 import csv
 import hashlib
@@ -28,16 +26,12 @@ def atomic_path(path: Path) -> Iterator[Path]:
             os.unlink(tmp)
 
 
-def write_csv(path: Path, columns: Sequence[str], rows: Iterable[dict]) -> int:
-    """Write rows (dicts) as UTF-8 CSV atomically; returns the row count."""
-    n = 0
+def write_csv(path: Path, columns: Sequence[str], rows: Iterable[dict]) -> None:
+    """Write rows (dicts) as UTF-8 CSV atomically."""
     with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
-        for row in rows:
-            writer.writerow(row)
-            n += 1
-    return n
+        writer.writerows(rows)
 
 
 def read_csv(path: Path, required: Sequence[str] = (), delimiter: str = ",") -> list[dict]:
@@ -76,8 +70,5 @@ def point_link(link: Path, target_name: str) -> None:
 
 
 def sha256_lines(lines: Iterable[str]) -> str:
-    digest = hashlib.sha256()
-    for line in lines:
-        digest.update(line.encode("utf-8"))
-        digest.update(b"\n")
-    return digest.hexdigest()
+    """sha256 (hex) of the lines as UTF-8, each ended by a newline."""
+    return hashlib.sha256("".join(f"{line}\n" for line in lines).encode("utf-8")).hexdigest()

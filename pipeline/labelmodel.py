@@ -1,22 +1,15 @@
 """Label model: combine labeling-function votes into one probabilistic label per headline.
 
-A one-coin model (as in Snorkel/Dawid-Skene with one accuracy per function): each labeling function
-j is right with probability a_j, and when wrong picks any other label uniformly, so
+A one-coin model (Snorkel/Dawid-Skene with one accuracy per function): function j is right with
+probability a_j and, when wrong, picks any other label uniformly, so (with a uniform class prior)
 
     P(y = k | votes) ∝ Π_j  a_j                  if vote_j == k
                           (1 - a_j) / (K - 1)     otherwise            (non-voting functions drop out)
 
-with a uniform class prior. A function may be *blind* to some labels: a source section can never say
-`crime` (no source has a crime section), so when a crime rule votes on a headline, the section's
-vote does not count against crime: it separates its own label from the others, and crime stays
-level with it (without a crime vote the blindness is moot: the silent crime rules are the evidence).
-
-Accuracies are estimated per function as Beta-smoothed precision on measured hits (label.py measures
-them on the gold dev set's tune part: rule precision, never titles), so a function with few measured
-hits stays near the prior. Headlines whose best posterior is below `min_confidence` abstain (no label).
+A function may be *blind* to some labels: no source has a crime section, so when a crime rule votes on
+a headline, a section's vote does not count against crime (crime stays level with the section's label;
+without a crime vote the blindness is moot: the silent crime rules are the evidence).
 """
-
-from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 

@@ -6,19 +6,16 @@
     python -m pipeline.predict --model models/tfidf "제목"
     python -m pipeline.predict --no-abstain "제목"                          (always one of the four topics)
 
-The answer is `other` when no topic is confident enough or the model's learned `other` class wins
-with enough confidence (both thresholds saved with the model). The default model is models/current
-(made by `make train`). Never reads configs/ and, for the TF-IDF model, never imports torch,
-transformers or mlflow. A bad line in --input gives an object with an `error` key in its place, so
-output lines match input lines one to one.
+The default model is models/current (made by `make train`). Stays light: never reads configs/ and, for
+the TF-IDF model, never imports torch, transformers or mlflow. A bad line in --input gets an object with
+an `error` key in its place, so output lines match input lines one to one.
 """
-
-from __future__ import annotations
 
 import argparse
 import json
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
+from itertools import islice
 from pathlib import Path
 
 from pipeline import OTHER, REPO_ROOT
@@ -55,17 +52,6 @@ def predict_titles(model: TopicModel, titles: Sequence[str], abstain: bool = Tru
     return results
 
 
-def batches(lines: Iterable[str], size: int = BATCH) -> Iterator[list[str]]:
-    batch: list[str] = []
-    for line in lines:
-        batch.append(line.rstrip("\r\n"))
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def open_input(path: str):
     if path == "-":
         return sys.stdin
@@ -81,8 +67,9 @@ def predict_stream(model: TopicModel, source, out, abstain: bool = True) -> tupl
 
     n = errors = 0
     bar = None  # created after the first batch, so model warm-up does not count as "long"
+    lines = (line.rstrip("\r\n") for line in source)
     try:
-        for batch in batches(source):
+        while batch := list(islice(lines, BATCH)):
             for result in predict_titles(model, batch, abstain):
                 out.write(json.dumps(result, ensure_ascii=False) + "\n")
                 errors += "error" in result

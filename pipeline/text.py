@@ -8,8 +8,6 @@ sees at training time is exactly the text it sees at prediction time.
     ('[속보] 윤, 야당 대표와 회동… "민생 협치"', ('속보',))
 """
 
-from __future__ import annotations
-
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -20,63 +18,21 @@ MAX_TITLE_CHARS = 500
 # Hanja abbreviations common in Korean headlines, expanded to the Hangul word they stand for so
 # that "北" and "북한" share features. Pairs come first: "與野" is 여야, not 여당야당.
 HANJA_PAIRS = {
-    "與野": "여야",
-    "韓美": "한미",
-    "韓日": "한일",
-    "韓中": "한중",
-    "美中": "미중",
-    "美日": "미일",
-    "北美": "북미",
-    "北中": "북중",
-    "北露": "북러",
-    "南北": "남북",
-    "中企": "중소기업",
+    "與野": "여야", "韓美": "한미", "韓日": "한일", "韓中": "한중", "美中": "미중", "美日": "미일",
+    "北美": "북미", "北中": "북중", "北露": "북러", "南北": "남북", "中企": "중소기업",
 }
 # Single characters are expanded only when they stand alone (not inside a longer hanja word).
 HANJA_SINGLE = {
     # countries
-    "韓": "한국",
-    "北": "북한",
-    "美": "미국",
-    "中": "중국",
-    "日": "일본",
-    "英": "영국",
-    "獨": "독일",
-    "佛": "프랑스",
-    "露": "러시아",
-    "印": "인도",
-    "臺": "대만",
-    "歐": "유럽",
-    "濠": "호주",
+    "韓": "한국", "北": "북한", "美": "미국", "中": "중국", "日": "일본", "英": "영국", "獨": "독일",
+    "佛": "프랑스", "露": "러시아", "印": "인도", "臺": "대만", "歐": "유럽", "濠": "호주",
     # institutions and roles
-    "與": "여당",
-    "野": "야당",
-    "靑": "청와대",
-    "檢": "검찰",
-    "警": "경찰",
-    "軍": "군",
-    "前": "전",
-    "現": "현",
-    "故": "고",
-    "新": "신",
-    "反": "반",
-    "親": "친",
-    "非": "비",
-    "對": "대",
-    "副": "부",
+    "與": "여당", "野": "야당", "靑": "청와대", "檢": "검찰", "警": "경찰", "軍": "군", "前": "전", "現": "현",
+    "故": "고", "新": "신", "反": "반", "親": "친", "非": "비", "對": "대", "副": "부",
     # company suffixes: 현대重, 삼성電, 현대車, 우리銀
-    "重": "중공업",
-    "電": "전자",
-    "車": "자동차",
-    "銀": "은행",
+    "重": "중공업", "電": "전자", "車": "자동차", "銀": "은행",
     # surnames of presidents and party leaders, read as Hangul
-    "尹": "윤",
-    "李": "이",
-    "文": "문",
-    "朴": "박",
-    "金": "김",
-    "洪": "홍",
-    "安": "안",
+    "尹": "윤", "李": "이", "文": "문", "朴": "박", "金": "김", "洪": "홍", "安": "안",
 }
 
 _HAN = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
@@ -101,9 +57,8 @@ _HANGUL = re.compile("[가-힣ㄱ-ㅎㅏ-ㅣ]")
 @dataclass(frozen=True)
 class NormalizedTitle:
     text: str  # full normalised headline, tags kept: what models see
-    body: str  # headline without its bracket tags
     tags: tuple[str, ...]  # bracket tags, in order (e.g. ("속보",)); no topic of their own
-    key: str  # dedupe key: body reduced to letters/digits, so quote/space variants collide
+    key: str  # dedupe key: the untagged headline reduced to letters/digits, so quote/space variants collide
 
 
 def expand_hanja(text: str) -> str:
@@ -134,18 +89,10 @@ def split_tags(text: str) -> tuple[str, tuple[str, ...]]:
     return text.strip(), tuple(lead + trail)
 
 
-def dedupe_key(body: str) -> str:
-    return _KEY_DROP.sub("", body.lower())
-
-
 def normalize_title(raw: str) -> NormalizedTitle:
     text = clean_text(raw)
     body, tags = split_tags(text)
-    return NormalizedTitle(text=text, body=body, tags=tags, key=dedupe_key(body))
-
-
-def has_hangul(text: str) -> bool:
-    return _HANGUL.search(text) is not None
+    return NormalizedTitle(text=text, tags=tags, key=_KEY_DROP.sub("", body.lower()))
 
 
 def title_problem(raw: str) -> str | None:
@@ -154,6 +101,6 @@ def title_problem(raw: str) -> str | None:
         return "empty title"
     if len(raw) > MAX_TITLE_CHARS:
         return f"title too long ({len(raw)} characters; a headline has at most {MAX_TITLE_CHARS})"
-    if not has_hangul(raw):
+    if not _HANGUL.search(raw):
         return "title has no Korean (Hangul) text; this model classifies Korean headlines"
     return None
