@@ -22,7 +22,7 @@ ingest: venv ## parse all sources into data/interim/headlines.csv
 label: ingest ## weak-label headlines into data/processed/labeled.csv, print coverage per rule
 	$(PY) -m pipeline.label --report
 review: venv ## label the most useful headlines by hand (audit suspects, uncertain ones)
-	$(PY) -m pipeline.label review
+	$(PY) -m pipeline.review
 propose: venv ## propose rule patterns for LABEL (default crime) from the pool and the current model, for review
 	$(PY) -m pipeline.propose --label $(LABEL) --seed-neighbours
 train: label ## ingest, label, train TF-IDF, KoBERT and their ensemble, log to MLflow, export, promote the champion

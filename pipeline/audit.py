@@ -2,10 +2,8 @@
 
 Out-of-fold probabilities (k-fold, each fold's model never saw the headline) go to cleanlab's
 `find_label_issues`; the suspects, ranked by how little the model believes their given label, are
-what `python -m pipeline.label review` shows first. Runs inside `make train` (train.audit_folds).
+what `python -m pipeline.review` shows first. Runs inside `make train` (train.audit_folds).
 """
-
-from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
@@ -47,11 +45,7 @@ def find_issues(rows: Sequence[dict], proba: np.ndarray) -> list[dict]:
     classes = classes_of([r["label"] for r in rows])
     given = np.array([classes.index(r["label"]) for r in rows])
     ranked = find_label_issues(given, proba, return_indices_ranked_by="self_confidence")
-    issues = []
-    for rank, i in enumerate(ranked, start=1):
-        best = int(proba[i].argmax())
-        row = rows[i]
-        issues.append({"rank": rank, "key": row["key"], "title": row["title"], "label": row["label"],
-                       "rule": row["rule"], "suggested": classes[best], "suggested_p": round(float(proba[i, best]), 4),
-                       "label_p": round(float(proba[i, given[i]]), 4)})
-    return issues
+    best = proba.argmax(axis=1)
+    return [{"rank": rank, **{k: rows[i][k] for k in ("key", "title", "label", "rule")}, "suggested": classes[best[i]],
+             "suggested_p": round(float(proba[i, best[i]]), 4), "label_p": round(float(proba[i, given[i]]), 4)}
+            for rank, i in enumerate(ranked, start=1)]

@@ -1,19 +1,10 @@
 """The gold protocol: the dev gold set split into a *tune* part and a *report* part, and its statistics.
 
-The dev gold (../shared/data/gold/dev.tsv, 472 headlines, 50 crime) cannot both steer choices and
-measure them honestly, so every gold title goes, by a hash of its dedupe key (deterministic, stable
-across runs and machines, no seed), to one of two parts:
-
-- tune: weighs the labeling functions (label-model precisions), sets the abstain threshold, and is
-  where anyone may look when choosing rules or configurations. Logged as `gold_tune_*`.
-- report: only reports (`gold_report_*`, with bootstrap 95% intervals) and crowns the champion
-  (`pipeline.promote`: paired bootstrap on the same items). Nothing is chosen by looking at it.
-
-Statistics are plain numpy: a percentile bootstrap over items for one model's macro-F1 or coverage,
-and a paired bootstrap (same resampled items for both models) for the difference between two models.
+The dev gold cannot both steer choices and measure them honestly, so each title goes, by a hash of its
+dedupe key (stable across runs and machines, no seed), to `tune` (label-model precisions, abstain
+thresholds, anything chosen by looking) or `report` (only reported, and crowns the champion). Statistics
+are numpy percentile bootstraps over items; a paired one (same resampled items) compares two models.
 """
-
-from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
@@ -23,12 +14,11 @@ import numpy as np
 
 from pipeline import LABELS, TOPICS
 from pipeline.cli import UserError
-from pipeline.config import DataConfig, data_root
+from pipeline.config import DataConfig
 from pipeline.io import read_csv
 from pipeline.text import normalize_title
 
 TUNE, REPORT = "tune", "report"
-PARTS = (TUNE, REPORT)
 BOOTSTRAP_SAMPLES = 2000
 BOOTSTRAP_SEED = 20261129  # fixed: the same items are resampled for every run, so intervals compare
 # One letter per label, so a run's gold answers fit in one registry tag (promote pairs runs from tags).
@@ -41,7 +31,7 @@ def read_gold(data_cfg: DataConfig) -> list[dict]:
     A label outside LABELING.md's five is an error naming the line, before anything trains."""
     if not data_cfg.gold_tsv:
         return []
-    path = data_root(data_cfg) / data_cfg.gold_tsv
+    path = data_cfg.root() / data_cfg.gold_tsv
     rows = read_csv(path, required=("title", "label"), delimiter="\t")
     for line, row in enumerate(rows, start=2):
         if row["label"] not in LABELS:
@@ -57,7 +47,7 @@ def gold_part(title: str, report_share: float) -> str:
 
 def split_gold(gold: Sequence[dict], report_share: float) -> dict[str, list[dict]]:
     """{"tune": rows, "report": rows}, each in file order."""
-    parts: dict[str, list[dict]] = {part: [] for part in PARTS}
+    parts: dict[str, list[dict]] = {TUNE: [], REPORT: []}
     for row in gold:
         parts[gold_part(row["title"], report_share)].append(row)
     return parts
@@ -75,8 +65,6 @@ def encode(labels: Sequence[str]) -> str:
 def decode(codes: str) -> list[str]:
     return [DECODE[c] for c in codes]
 
-
-# --- bootstrap ------------------------------------------------------------------------------------------
 
 def macro_f1_rows(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
     """Macro-F1 over the four topics for each row of (samples, items) index arrays; vectorised so
@@ -96,41 +84,39 @@ def _indices(labels: Sequence[str]) -> np.ndarray:
     return np.array([index.get(label, -1) for label in labels])
 
 
-def _resamples(n: int, samples: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, n, size=(samples, n))
-
-
 @dataclass(frozen=True)
 class Interval:
     value: float  # on the items as they are
     lo: float
     hi: float
 
+    def __str__(self) -> str:
+        return f"{self.value:+.4f} [95% CI {self.lo:+.4f}, {self.hi:+.4f}]"
 
-def bootstrap(values: Callable[[np.ndarray], np.ndarray], n: int, samples: int = BOOTSTRAP_SAMPLES,
-              seed: int = BOOTSTRAP_SEED) -> Interval:
+
+def bootstrap(values: Callable[[np.ndarray], np.ndarray], n: int) -> Interval:
     """Percentile 95% interval of a statistic; `values(idx)` scores each row of resampled item indices."""
     point = float(values(np.arange(n)[None, :])[0])
     if n == 0:
         return Interval(point, float("nan"), float("nan"))
-    dist = values(_resamples(n, samples, seed))
+    dist = values(np.random.default_rng(BOOTSTRAP_SEED).integers(0, n, size=(BOOTSTRAP_SAMPLES, n)))
     return Interval(point, float(np.percentile(dist, 2.5)), float(np.percentile(dist, 97.5)))
 
 
-def macro_f1_interval(y_true: Sequence[str], y_pred: Sequence[str], **kw) -> Interval:
+def macro_f1_interval(y_true: Sequence[str], y_pred: Sequence[str]) -> Interval:
     t, p = _indices(y_true), _indices(y_pred)
-    return bootstrap(lambda idx: macro_f1_rows(t[idx], p[idx]), len(t), **kw)
+    return bootstrap(lambda idx: macro_f1_rows(t[idx], p[idx]), len(t))
 
 
-def coverage_interval(flags: Sequence[bool], **kw) -> Interval:
+def coverage_interval(flags: Sequence[bool]) -> Interval:
     """Interval of a share, e.g. coverage: in-scope items that keep a topic."""
     f = np.asarray(flags, dtype=float)
-    return bootstrap(lambda idx: f[idx].mean(axis=-1) if len(f) else np.zeros(len(idx)), len(f), **kw)
+    return bootstrap(lambda idx: f[idx].mean(axis=-1) if len(f) else np.zeros(len(idx)), len(f))
 
 
-def paired_difference(y_true: Sequence[str], pred_a: Sequence[str], pred_b: Sequence[str], **kw) -> Interval:
+def paired_difference(y_true: Sequence[str], pred_a: Sequence[str], pred_b: Sequence[str]) -> Interval:
     """Macro-F1 of b minus a on the same resampled items: b is better beyond noise when lo > 0."""
     if not len(y_true) == len(pred_a) == len(pred_b):
         raise ValueError("paired answers must cover the same items")
     t, a, b = _indices(y_true), _indices(pred_a), _indices(pred_b)
-    return bootstrap(lambda idx: macro_f1_rows(t[idx], b[idx]) - macro_f1_rows(t[idx], a[idx]), len(t), **kw)
+    return bootstrap(lambda idx: macro_f1_rows(t[idx], b[idx]) - macro_f1_rows(t[idx], a[idx]), len(t))

@@ -2,46 +2,32 @@
 
     python -m pipeline.label            # label data/interim/headlines.csv -> data/processed/labeled.csv
     python -m pipeline.label --report   # ... and print the labeling-function analysis table
-    python -m pipeline.label review     # label the most useful headlines by hand (pipeline.review)
 
-Labeling functions (configs/labels.yaml; label meanings: ../shared/LABELING.md):
-- section map: the source's own section votes (YNAT 정치/경제/스포츠 -> topics, 생활문화 -> other,
-  Naver Politics/Economic -> topics, Culture -> other). Name `section:<section>`.
-- pattern rules: regexes over the normalised headline vote for their label unless an `exclude`
-  pattern matches. Crime has no source section anywhere, so it comes from these.
-
-Combining votes (pipeline.labelmodel): each function is weighted by its accuracy, estimated as its
-precision on the *tune* part of the gold dev set (pipeline.gold; Beta-smoothed towards a prior, so
-rarely-firing functions stay near it; the report part is never read here); the posterior is the
-headline's probabilistic label and its confidence; below `min_confidence` the headline gets no label.
-Manual labels (data/manual/labels.csv, from `review`) override every rule. `other` labels are kept
-in the table (identifiable for abstain work) but are not a topic.
-
-Gold titles (data.gold_tsv) are removed here, by dedupe key, before anything can train on them.
+Labeling functions (configs/labels.yaml; label meanings: ../shared/LABELING.md) are source-section
+maps and pattern rules; pipeline.labelmodel combines their votes, each weighted by its precision on the
+gold *tune* part only (the report part is never read here). Manual labels (pipeline.review) override
+every rule. Gold titles are removed here, by dedupe key, before anything can train on them.
 """
-
-from __future__ import annotations
 
 import argparse
 import re
-import sys
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline import LABELS
 from pipeline.cli import UserError, run
-from pipeline.config import CONFIG_DIR, DataConfig, LabelConfig, load_config, repo_path
+from pipeline.config import CONFIG_DIR, DataConfig, LabelConfig, load_config
 from pipeline.gold import TUNE, read_gold, split_gold
 from pipeline.ingest import COLUMNS as HEADLINE_COLUMNS
 from pipeline.io import read_csv, write_csv
 from pipeline.labelmodel import LabelModel, smoothed_accuracy
+from pipeline.review import read_manual
 from pipeline.text import normalize_title
 
 COLUMNS = (*HEADLINE_COLUMNS, "label", "confidence", "rule", "votes")
 MANUAL = "manual"
-MANUAL_COLUMNS = ("key", "title", "label", "decided_at")
-SKIP = "skip"
 
 Vote = tuple[str, str]  # (labeling function name, label)
 
@@ -51,7 +37,7 @@ class Labeler:
 
     def __init__(self, cfg: LabelConfig):
         self.cfg = cfg
-        self._rules = [(r, _compile(r.patterns), _compile(r.exclude)) for r in cfg.rules]
+        self._rules = [(r, compile_patterns(r.patterns), compile_patterns(r.exclude)) for r in cfg.rules]
 
     @property
     def names(self) -> list[str]:
@@ -72,23 +58,17 @@ class Labeler:
         return votes
 
 
-def _compile(patterns: tuple[str, ...]) -> re.Pattern | None:
+def compile_patterns(patterns: Sequence[str]) -> re.Pattern | None:
+    """One regex matching any of `patterns` (None when there are none)."""
     return re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
 
-
-# --- gold ------------------------------------------------------------------------------------------
 
 def gold_votes(gold: list[dict], headlines: list[dict], labeler: Labeler) -> list[tuple[str, list[Vote]]]:
     """(gold label, votes) per gold item; its section comes from the ingested headline with its key."""
     section = {r["key"]: r["section"] for r in headlines}
-    out = []
-    for g in gold:
-        norm = normalize_title(g["title"])
-        out.append((g["label"], labeler.votes(norm.text, section.get(norm.key, ""))))
-    return out
+    norms = [normalize_title(g["title"]) for g in gold]
+    return [(g["label"], labeler.votes(n.text, section.get(n.key, ""))) for g, n in zip(gold, norms, strict=True)]
 
-
-# --- analysis and label model ------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class FunctionStats:
@@ -107,9 +87,7 @@ def analyse(names: list[str], label_of, corpus: list[list[Vote]], gold: list[tup
             cfg: LabelConfig) -> list[FunctionStats]:
     """Snorkel-style analysis of every labeling function on the corpus and on gold."""
     n = max(len(corpus), 1)
-    votes_of: Counter = Counter()
-    overlaps: Counter = Counter()
-    conflicts: Counter = Counter()
+    votes_of, overlaps, conflicts = Counter(), Counter(), Counter()
     for votes in corpus:
         for name, label in votes:
             votes_of[name] += 1
@@ -137,21 +115,6 @@ def format_stats(stats: list[FunctionStats]) -> str:
     rows = [f"{s.name:<22} {s.label:<9} {s.coverage:>6.1%} {s.overlap:>7.1%} {s.conflict:>6.1%} {s.gold_hits:>6} "
             f"{s.gold_precision:>5.2f} {s.gold_recall:>6.2f} {s.accuracy:>6.2f}" for s in stats]
     return "\n".join([head, *rows])
-
-
-# --- labeling ----------------------------------------------------------------------------------------
-
-def read_manual(path: Path) -> dict[str, str]:
-    """Latest manual decision per headline key (skips dropped); {} when there is no file yet."""
-    if not path.is_file():
-        return {}
-    decisions = {}
-    for row in read_csv(path, required=MANUAL_COLUMNS):
-        if row["label"] in LABELS:
-            decisions[row["key"]] = row["label"]
-        elif row["label"] == SKIP:
-            decisions.pop(row["key"], None)
-    return decisions
 
 
 def label_rows(rows: list[dict], votes: list[list[Vote]], model: LabelModel, min_confidence: float,
@@ -204,7 +167,7 @@ class Labeling:
 
 
 def label_table(headlines: list[dict], gold: list[dict], cfg: LabelConfig, manual: dict[str, str],
-                report_share: float = DataConfig.gold_report_share) -> Labeling:
+                report_share: float = DataConfig().gold_report_share) -> Labeling:
     """Pure core: analyse the functions, build the label model, label every non-gold headline.
 
     Function precisions are measured on the gold *tune* part only (pipeline.gold); every gold title,
@@ -223,26 +186,19 @@ def label_table(headlines: list[dict], gold: list[dict], cfg: LabelConfig, manua
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", nargs="?", choices=["review"], help="review: label headlines by hand")
     parser.add_argument("--config", default=CONFIG_DIR / "labels.yaml", type=Path)
     parser.add_argument("--data", default=CONFIG_DIR / "data.yaml", type=Path)
     parser.add_argument("--report", action="store_true", help="print the labeling-function analysis table")
-    parser.add_argument("--limit", type=int, default=50, help="review: at most this many headlines")
     args = parser.parse_args()
     data_cfg = load_config(DataConfig, args.data)
-    if args.command == "review":
-        from pipeline.review import review
-
-        return review(data_cfg, args.limit, sys.stdin, sys.stdout)
-
     cfg = load_config(LabelConfig, args.config)
-    headlines_path = repo_path(data_cfg.headlines_csv)
+    headlines_path = data_cfg.headlines_csv
     if not headlines_path.is_file():
         raise UserError(f"no headline table at {headlines_path}; run `make ingest` first")
     headlines = read_csv(headlines_path, required=HEADLINE_COLUMNS)
-    result = label_table(headlines, read_gold(data_cfg), cfg, read_manual(repo_path(data_cfg.manual_labels_csv)),
+    result = label_table(headlines, read_gold(data_cfg), cfg, read_manual(data_cfg.manual_labels_csv),
                          data_cfg.gold_report_share)
-    out = repo_path(data_cfg.labeled_csv)
+    out = data_cfg.labeled_csv
     write_csv(out, COLUMNS, result.rows)
     write_csv(out.with_name("labeling_functions.csv"), list(FunctionStats.__dataclass_fields__),
               [s.__dict__ for s in result.stats])

@@ -2,30 +2,23 @@
 
     python -m pipeline.promote [--force] [--dry-run]
 
-Every registered version of headline-topic-<kind> carries, as tags set at training, its macro-F1 on the
-gold report part (pipeline.gold) and its answers there, one letter per item. A gain counts only when
-it is beyond the noise: a paired bootstrap over the same report items (95% interval of the macro-F1
-difference) must exclude zero. Otherwise the two are tied, and a tie goes to the faster model (then
-the smaller one).
-
-1. Candidate: the best version by report macro-F1, or the fastest of those not significantly worse.
-2. It replaces the champion only if it is significantly better, or tied and faster (--force: always).
-Then the alias `champion` moves to it and its exported model becomes the default: models/champion
-(a copy of the version's model directory) with models/current pointing at it. Prediction then never
-needs MLflow. A version without paired answers on the same items (trained before the split, or on
-another gold file) cannot be compared: it is never the candidate, and as champion it is replaced.
+Every registered version (tag model_kind) carries its gold report-part macro-F1 and answers (one letter
+per item). A gain counts only beyond the noise: a paired bootstrap over the same report items (95%
+interval of the macro-F1 difference) must exclude zero; a tie goes to the faster model, then the smaller.
+The candidate is the best version, or the fastest one tied with it; it replaces the champion only if
+better, or tied and faster (--force: always). The alias `champion` then moves to it and its model
+directory becomes models/champion, with models/current pointing there (prediction never needs MLflow).
+A version without answers on the same items is never the candidate, and as champion it is replaced.
 """
-
-from __future__ import annotations
 
 import argparse
 import math
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline import REPO_ROOT, TOPICS
 from pipeline.cli import UserError, run
+from pipeline.gold import Interval, decode, paired_difference
 from pipeline.io import point_link, replace_dir
 
 MODELS_DIR = REPO_ROOT / "models"
@@ -51,34 +44,14 @@ def comparable(version: dict) -> bool:
     return SCORE in tags and all(k in tags for k in ("gold_report_items", "gold_report_truth", "gold_report_answers"))
 
 
-@dataclass(frozen=True)
-class Verdict:
-    diff: float  # report macro-F1 of b minus a
-    lo: float
-    hi: float
-
-    @property
-    def better(self) -> bool:
-        return self.lo > 0
-
-    @property
-    def worse(self) -> bool:
-        return self.hi < 0
-
-    def __str__(self) -> str:
-        return f"{self.diff:+.4f} [95% CI {self.lo:+.4f}, {self.hi:+.4f}]"
-
-
-def paired(a: dict, b: dict) -> Verdict | None:
-    """Paired bootstrap of b against a on the report items; None when they were not scored on the same items."""
-    from pipeline.gold import decode, paired_difference
-
+def paired(a: dict, b: dict) -> Interval | None:
+    """Paired bootstrap of b's report macro-F1 minus a's on the same items (b better beyond noise when lo > 0);
+    None when they were not scored on the same items."""
     same = ("gold_report_items", "gold_report_truth")  # the same items with the same gold labels
     if not (comparable(a) and comparable(b)) or any(a["tags"][k] != b["tags"][k] for k in same):
         return None
     truth = decode(a["tags"]["gold_report_truth"])
-    d = paired_difference(truth, decode(a["tags"]["gold_report_answers"]), decode(b["tags"]["gold_report_answers"]))
-    return Verdict(d.value, d.lo, d.hi)
+    return paired_difference(truth, decode(a["tags"]["gold_report_answers"]), decode(b["tags"]["gold_report_answers"]))
 
 
 def best_scored(versions: list[dict]) -> dict | None:
@@ -94,7 +67,7 @@ def propose(versions: list[dict]) -> tuple[dict | None, dict | None]:
     if best is None:
         return None, champion
     scored = [v for v in versions if comparable(v)]
-    tied = [v for v in scored if v is best or ((verdict := paired(best, v)) is not None and not verdict.worse)]
+    tied = [v for v in scored if v is best or ((verdict := paired(best, v)) is not None and verdict.hi >= 0)]
     return max(tied, key=speed_key), champion
 
 
@@ -105,9 +78,9 @@ def should_replace(candidate: dict, champion: dict | None) -> tuple[bool, str]:
     verdict = paired(champion, candidate)
     if verdict is None:
         return True, "the champion has no report-part answers to pair with (trained before the gold split)"
-    if verdict.better:
+    if verdict.lo > 0:
         return True, f"better beyond noise: {verdict}"
-    if verdict.worse:
+    if verdict.hi < 0:
         return False, f"worse: {verdict}"
     if speed_key(candidate) > speed_key(champion):
         return True, f"tied within noise ({verdict}) and faster"
@@ -115,7 +88,7 @@ def should_replace(candidate: dict, champion: dict | None) -> tuple[bool, str]:
 
 
 def _name(version: dict) -> str:
-    return f"{version['name'].removeprefix('headline-topic-')} v{version['version']}"
+    return f"{version['tags'].get('model_kind', '?')} v{version['version']}"
 
 
 def describe(version: dict | None) -> list[str]:
@@ -139,7 +112,7 @@ def comparison_table(candidate: dict | None, champion: dict | None) -> str:
 def install_default(run_id: str, kind: str, models_dir: Path = MODELS_DIR) -> Path:
     """Copy the version's model directory to models/champion (atomically) and point models/current at it."""
     from pipeline import tracking
-    from pipeline.models import read_meta
+    from pipeline.models.base import read_meta
 
     staging = models_dir / ".staging-champion"
     shutil.rmtree(staging, ignore_errors=True)
@@ -170,18 +143,17 @@ def promote(force: bool = False, dry_run: bool = False, models_dir: Path = MODEL
     if best is not candidate:  # say why the point-estimate leader is not the candidate
         report += (f"\nbest report macro-F1: {_name(best)} {_f(best['tags'], SCORE):.4f}; {_name(candidate)} is tied "
                    f"with it within noise ({paired(best, candidate)}) and faster")
-    same = champion is not None and (candidate["name"], candidate["version"]) == (champion["name"], champion["version"])
+    same = champion is not None and candidate["version"] == champion["version"]
     if same and not force:
         return f"{report}\nthe candidate is already the champion"
     replace, why = should_replace(candidate, champion)
     if not (replace or force):
         return f"{report}\nkept the champion: {why} (use --force to promote anyway)"
     if dry_run:
-        return f"{report}\nwould promote {candidate['name']} v{candidate['version']}: {why} (dry run)"
-    tracking.set_champion(candidate["name"], candidate["version"])
-    kind = candidate["tags"].get("model_kind") or candidate["name"].removeprefix("headline-topic-")
-    path = install_default(candidate["run_id"], kind, models_dir)
-    return (f"{report}\npromoted {candidate['name']} v{candidate['version']} to champion ({why}); "
+        return f"{report}\nwould promote {_name(candidate)}: {why} (dry run)"
+    tracking.set_champion(candidate["version"])
+    path = install_default(candidate["run_id"], candidate["tags"]["model_kind"], models_dir)
+    return (f"{report}\npromoted {_name(candidate)} to champion ({why}); "
             f"default model -> {path}")
 
 

@@ -3,33 +3,19 @@
     python -m pipeline.propose --label crime                     # default model: models/current
     python -m pipeline.propose --label crime --model models/tfidf --top 40 --min-count 5 --confidence 0.8
 
-Finds the headlines the model is confident are `--label` (calibrated probability >= --confidence)
-but on which no `--label` rule fires, and ranks the content morphemes (Kiwi unigrams and bigrams, as
-in the TF-IDF model) that are over-represented among them: the topic's words the rules miss.
-
-- Pool: every headline of data/processed/labeled.csv, labeled or not. Gold labels are never read;
-  a gold title still in the table (a stale `make label`) is dropped, so no rule is mined from gold.
-- Score: lift = smoothed share of confident-uncovered headlines among the headlines with the term,
-  over that share in the whole pool. The share is shrunk towards the pool rate by `PRIOR` pseudo-
-  headlines, so a term seen five times does not beat one seen in a hundred. Terms need
-  --min-count confident-uncovered headlines, and terms a `--label` rule pattern already matches
-  are dropped.
-- Neighbours: for the best single morphemes, Kiwi's semantic neighbours (nouns and verbs) with
-  their own counts in the pool: words the data is too thin to propose, to check by hand.
-
-Prints both tables and writes every proposal to data/review/proposed_<label>.csv (beside the audit's
-label_issues.csv) with a provenance line. Nothing else changes: a proposal becomes a rule only when
-a person adds the reviewed patterns to configs/labels.yaml as a rule with a `provenance:` line.
+Ranks the content morphemes (Kiwi unigrams and bigrams) over-represented among the headlines the
+model is confident are `--label` but no `--label` rule covers: the topic's words the rules miss. Gold
+titles are kept out of the pool, so no rule is mined from gold. Writes data/review/proposed_<label>.csv
+and changes nothing else: a person adds the reviewed patterns to configs/labels.yaml with a
+`provenance:` line. Kiwi's semantic neighbours of the best terms are listed to check by hand.
 """
-
-from __future__ import annotations
 
 import argparse
 import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date
 from itertools import repeat
 from pathlib import Path
@@ -39,10 +25,10 @@ import numpy as np
 
 from pipeline import LABELS
 from pipeline.cli import UserError, run
-from pipeline.config import CONFIG_DIR, DataConfig, LabelConfig, Rule, load_config, repo_path
+from pipeline.config import CONFIG_DIR, DataConfig, LabelConfig, Rule, load_config
 from pipeline.gold import read_gold
 from pipeline.io import read_csv, write_csv
-from pipeline.label import Labeler
+from pipeline.label import Labeler, compile_patterns
 from pipeline.models import load_model
 from pipeline.predict import resolve_model_dir
 from pipeline.text import normalize_title
@@ -50,9 +36,9 @@ from pipeline.text import normalize_title
 PRIOR = 10.0  # pseudo-headlines at the pool rate added to every term's counts (smoothing)
 N_EXAMPLES = 3
 NEIGHBOUR_TERMS = 10  # how many of the best unigram proposals get Kiwi neighbours
-NEIGHBOUR_TAGS = ("NNG", "NNP", "VV")  # nouns and verbs (not bound nouns): what a pattern can be written for
-# Tags tried when a bare form is ambiguous in Kiwi's dictionary (e.g. 먹/VV vs 먹/NNG).
-_LOOKUP_TAGS = ("NNG", "NNP", "VV")
+# Nouns and verbs (not bound nouns): what a pattern can be written for; also the tags tried when a
+# bare form is ambiguous in Kiwi's dictionary (e.g. 먹/VV vs 먹/NNG).
+NEIGHBOUR_TAGS = ("NNG", "NNP", "VV")
 COLUMNS = ("rank", "label", "term", "n_target", "n_all", "n_covered", "precision", "lift", "examples", "provenance")
 
 
@@ -80,8 +66,6 @@ class Neighbour:
     example: str = ""  # one of those headlines
 
 
-# --- pure core -----------------------------------------------------------------------------------------
-
 def terms_of(morphemes: str) -> set[str]:
     """Unigrams and adjacent-pair bigrams of one headline's space-joined morphemes."""
     tokens = morphemes.split()
@@ -100,8 +84,7 @@ def count_terms(term_sets: Iterable[set[str]], mask: Iterable[bool] | None = Non
 
 def rule_regex(rules: Iterable[Rule]) -> re.Pattern | None:
     """One regex for all include patterns of `rules` (None when there are none)."""
-    patterns = [p for r in rules for p in r.patterns]
-    return re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
+    return compile_patterns([p for r in rules for p in r.patterns])
 
 
 def matched_by(known: re.Pattern | None, term: str) -> bool:
@@ -137,6 +120,8 @@ def propose_terms(texts: Sequence[str], morphemes: Sequence[str], target_proba: 
     sets = [terms_of(m) for m in morphemes]
     n_all, n_target, n_covered = count_terms(sets), count_terms(sets, target), count_terms(sets, covered)
 
+    # lift: the term's share of targets, shrunk towards the pool rate `base` by `prior` pseudo-headlines (so a
+    # term seen five times does not beat one seen in a hundred), over that rate
     lift = {}
     for term, k in n_target.items():
         if k >= min_count and _has_word(term) and not matched_by(known, term):
@@ -157,7 +142,7 @@ def propose_terms(texts: Sequence[str], morphemes: Sequence[str], target_proba: 
 def similar_morphemes(kiwi: Any, form: str, n: int) -> list[tuple[str, str, float]]:
     """Up to `n` (form, tag, score) noun/verb neighbours of `form` by Kiwi's embeddings; [] when Kiwi
     does not know the form."""
-    for query in (form, *((form, tag) for tag in _LOOKUP_TAGS)):
+    for query in (form, *((form, tag) for tag in NEIGHBOUR_TAGS)):
         try:
             found = kiwi.most_similar_morphemes(query, top_n=max(4 * n, 10))  # room for filtered tags
         except ValueError:  # unknown, or ambiguous without a tag: try the next query
@@ -198,8 +183,6 @@ def rule_seeds(rules: Iterable[Rule]) -> list[str]:
                     seeds.append(word)
     return seeds
 
-
-# --- presentation --------------------------------------------------------------------------------------
 
 def _width(text: str) -> int:
     # Hangul is two columns wide in a terminal; pad by display width so the columns line up
@@ -245,8 +228,6 @@ def provenance(label: str, kind: str, model_dir: Path, info: Mapping[str, Any], 
             f"on {(today or date.today()).isoformat()}")
 
 
-# --- command ---------------------------------------------------------------------------------------------
-
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m pipeline.propose", description=__doc__.splitlines()[0])
     parser.add_argument("--label", default="crime", choices=LABELS, help="label to propose patterns for")
@@ -267,7 +248,7 @@ def main() -> None:
 
     data_cfg = load_config(DataConfig, args.data)
     label_cfg = load_config(LabelConfig, args.labels)
-    labeled_path = repo_path(data_cfg.labeled_csv)
+    labeled_path = data_cfg.labeled_csv
     if not labeled_path.is_file():
         raise UserError(f"no labeled data at {labeled_path}; run `make label` first")
     model_dir = resolve_model_dir(args.model)
@@ -294,12 +275,14 @@ def main() -> None:
     covered = [any(label == args.label and not name.startswith("section:")
                    for name, label in labeler.votes(r["text"], r["section"])) for r in pool]
     morphemes = KiwiMorphemes().transform([r["text"] for r in pool])
-    known = rule_regex(r for r in label_cfg.rules if r.label == args.label)
+    rules = [r for r in label_cfg.rules if r.label == args.label]
+    known = rule_regex(rules)
     proposals = propose_terms([r["title"] for r in pool], morphemes, proba, covered, args.min_count,
                               args.confidence, args.top, known)
 
     confident = proba >= args.confidence
-    n_target = int(sum(c and not v for c, v in zip(confident, covered, strict=True)))
+    target = [bool(c) and not v for c, v in zip(confident, covered, strict=True)]
+    n_target = sum(target)
     print(f"{int(confident.sum())} headlines with p({args.label}) >= {args.confidence}; {n_target} of them not "
           f"covered by a {args.label} rule ({n_target / max(len(pool), 1):.2%} of {len(pool)}); "
           f"{sum(covered)} covered in all")
@@ -308,10 +291,9 @@ def main() -> None:
 
     heads = [p.term for p in proposals if " " not in p.term][:NEIGHBOUR_TERMS]
     sets = [set(m.split()) for m in morphemes]  # unigrams: Kiwi neighbours are single morphemes
-    target = [c and not v for c, v in zip(confident, covered, strict=True)]
+    n_all, n_in_target = count_terms(sets), count_terms(sets, target)
     if args.neighbours and heads:
-        found = neighbours(KiwiMorphemes._analyser(), heads, count_terms(sets), count_terms(sets, target),
-                           args.neighbours, known)
+        found = neighbours(KiwiMorphemes._analyser(), heads, n_all, n_in_target, args.neighbours, known)
         print("\nneighbours (to check by hand)")
         print(format_neighbours(found) if found else "(Kiwi knows none of these terms)")
     if args.seed_neighbours:
@@ -320,9 +302,8 @@ def main() -> None:
         for row, terms, keep in zip(pool, sets, uncovered, strict=True):
             for term in terms if keep else ():
                 examples.setdefault(term, row["title"])
-        found = neighbours(KiwiMorphemes._analyser(), rule_seeds(r for r in label_cfg.rules if r.label == args.label),
-                           count_terms(sets), count_terms(sets, target), max(args.neighbours, 1), known,
-                           count_terms(sets, uncovered), examples)
+        found = neighbours(KiwiMorphemes._analyser(), rule_seeds(rules), n_all, n_in_target, max(args.neighbours, 1),
+                           known, count_terms(sets, uncovered), examples)
         # what a person can accept: words the rules miss that the pool actually uses, most used first
         found = sorted((f for f in found if f.n_uncovered and not f.matched), key=lambda f: -f.n_uncovered)
         unique = list({f.form: f for f in reversed(found)}.values())[::-1]
@@ -331,9 +312,8 @@ def main() -> None:
 
     stamp = provenance(args.label, model.kind, model_dir, model.info, args.confidence)
     # beside the audit's label_issues.csv: everything under data/review/ waits for a person
-    out = repo_path(data_cfg.label_issues_csv).parent / f"proposed_{args.label}.csv"
-    write_csv(out, COLUMNS, [{"rank": i, "label": args.label, "term": p.term, "n_target": p.n_target,
-                              "n_all": p.n_all, "n_covered": p.n_covered, "precision": round(p.precision, 4),
+    out = data_cfg.label_issues_csv.parent / f"proposed_{args.label}.csv"
+    write_csv(out, COLUMNS, [{**asdict(p), "rank": i, "label": args.label, "precision": round(p.precision, 4),
                               "lift": round(p.lift, 3), "examples": " | ".join(p.examples), "provenance": stamp}
                              for i, p in enumerate(proposals, 1)])
     print(f"\n{len(proposals)} proposals -> {out}")

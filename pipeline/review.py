@@ -1,38 +1,50 @@
 """Review loop: a person labels the most useful headlines, one at a time, in the terminal.
 
-    python -m pipeline.label review [--limit 50]
+    python -m pipeline.review [--limit 50]        (make review)
 
-Shown first: suspected label errors from the audit (data/review/label_issues.csv, written by
-`make train`), most suspicious first; then the unlabeled headlines the current model is least sure
-about (smallest margin between its two best topics). Each answer is appended to
-data/manual/labels.csv at once (flushed to disk), so Ctrl-C or closing the terminal loses nothing
-already answered; headlines decided before are not asked again. Manual labels override every rule
-on the next `make label` / `make train`.
+Audit suspects (data/review/label_issues.csv, from `make train`) come first, then the unlabeled
+headlines the model is least sure about; headlines decided before are not asked again. Each answer is
+appended to data/manual/labels.csv and flushed to disk at once, so Ctrl-C loses nothing answered.
+Manual labels override every rule on the next `make label` / `make train`.
 """
 
-from __future__ import annotations
-
+import argparse
 import csv
 import os
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from pipeline.config import DataConfig, repo_path
+from pipeline import LABELS
+from pipeline.cli import run
+from pipeline.config import CONFIG_DIR, DataConfig, load_config
 from pipeline.io import read_csv
-from pipeline.label import MANUAL_COLUMNS, SKIP
+
+# the manual-labels file (data/manual/labels.csv): written here, one decision per line; read by pipeline.label
+MANUAL_COLUMNS = ("key", "title", "label", "decided_at")
+SKIP = "skip"
 
 ANSWERS = {"p": "politics", "c": "crime", "s": "sports", "b": "business", "o": "other", "k": SKIP}
 PROMPT = "label? [p]olitics [c]rime [s]ports [b]usiness [o]ther, [k] skip, [q] quit: "
 UNCERTAIN_POOL = 5000  # unlabeled headlines scored for uncertainty (a deterministic slice keeps it quick)
 
 
-def decided_keys(path: Path) -> set[str]:
-    return {r["key"] for r in read_csv(path, required=MANUAL_COLUMNS)} if path.is_file() else set()
+def read_manual(path: Path) -> dict[str, str]:
+    """Latest manual decision per headline key (skips dropped); {} when there is no file yet."""
+    if not path.is_file():
+        return {}
+    decisions = {}
+    for row in read_csv(path, required=MANUAL_COLUMNS):
+        if row["label"] in LABELS:
+            decisions[row["key"]] = row["label"]
+        elif row["label"] == SKIP:
+            decisions.pop(row["key"], None)
+    return decisions
 
 
 def suspects(data_cfg: DataConfig) -> list[dict]:
-    path = repo_path(data_cfg.label_issues_csv)
+    path = data_cfg.label_issues_csv
     if not path.is_file():
         return []
     return [{"key": r["key"], "title": r["title"],
@@ -42,7 +54,7 @@ def suspects(data_cfg: DataConfig) -> list[dict]:
 
 def uncertain(data_cfg: DataConfig, model_dir: Path, limit: int) -> list[dict]:
     """Unlabeled headlines with the smallest margin between the model's two best topics."""
-    labeled = repo_path(data_cfg.labeled_csv)
+    labeled = data_cfg.labeled_csv
     if not labeled.is_file() or not model_dir.exists():
         return []
     from pipeline.models import load_model
@@ -61,13 +73,12 @@ def uncertain(data_cfg: DataConfig, model_dir: Path, limit: int) -> list[dict]:
 
 
 def candidates(data_cfg: DataConfig, model_dir: Path, limit: int) -> list[dict]:
-    done = decided_keys(repo_path(data_cfg.manual_labels_csv))
-    items, seen = [], set(done)
+    path = data_cfg.manual_labels_csv
+    done = {r["key"] for r in read_csv(path, required=MANUAL_COLUMNS)} if path.is_file() else set()
+    first: dict[str, dict] = {}  # each headline once, where it first comes up
     for item in suspects(data_cfg) + uncertain(data_cfg, model_dir, limit):
-        if item["key"] not in seen:
-            seen.add(item["key"])
-            items.append(item)
-    return items[:limit]
+        first.setdefault(item["key"], item)
+    return [item for key, item in first.items() if key not in done][:limit]
 
 
 def append_decision(path: Path, key: str, title: str, label: str) -> None:
@@ -107,7 +118,7 @@ def review(data_cfg: DataConfig, limit: int, stdin: TextIO, stdout: TextIO,
     if not items:
         stdout.write("nothing to review: run `make train` first (it writes the audit file)\n")
         return 0
-    out = repo_path(data_cfg.manual_labels_csv)
+    out = data_cfg.manual_labels_csv
     answered = 0
     try:
         for n, item in enumerate(items, start=1):
@@ -121,3 +132,15 @@ def review(data_cfg: DataConfig, limit: int, stdin: TextIO, stdout: TextIO,
         stdout.write("\n")
     stdout.write(f"{answered} decision(s) saved to {out}; they apply from the next `make train`\n")
     return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=CONFIG_DIR / "data.yaml", type=Path)
+    parser.add_argument("--limit", type=int, default=50, help="at most this many headlines")
+    args = parser.parse_args()
+    return review(load_config(DataConfig, args.data), args.limit, sys.stdin, sys.stdout)
+
+
+if __name__ == "__main__":
+    run(main)

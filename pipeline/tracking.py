@@ -1,15 +1,9 @@
-"""MLflow tracking: the only module that imports mlflow.
+"""MLflow tracking: the only module that imports mlflow (README: Models and tracking).
 
-Store: $MLFLOW_TRACKING_URI, else SQLite `mlflow.db` at the repo root with artifacts in
-`mlartifacts/` beside it. `make ui` opens the UI on that store.
-
-Each training run logs: resolved configs (params + config/*.json), training-data hash and size,
-labels per rule, every metric from pipeline.evaluate (same names for every model kind), confusion
-matrices as PNG, misclassified gold headlines as a table, and the model as a pyfunc wrapping the
-exported model directory, registered as `headline-topic-<kind>`.
+Store: $MLFLOW_TRACKING_URI, else SQLite `mlflow.db` at the repo root with artifacts in `mlartifacts/`
+beside it; `make ui` opens the UI on it. A run spans the training; every kind logs the same metric
+names, and the model is registered under one name, `headline-topic`, the kind as a version tag.
 """
-
-from __future__ import annotations
 
 import contextlib
 import logging
@@ -18,7 +12,6 @@ import re
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlparse
 
 # no "Downloading artifacts" progress bars in training logs
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -38,15 +31,13 @@ def tracking_uri() -> str:
 
 def artifact_root(uri: str) -> str | None:
     """Artifacts beside a SQLite store (mlartifacts/); None lets a tracking server decide."""
-    parsed = urlparse(uri)
-    if parsed.scheme == "sqlite":
-        db = Path(uri[len("sqlite:///"):])
-        return (db.parent / "mlartifacts").resolve().as_uri()
+    if uri.startswith("sqlite:///"):
+        return (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").resolve().as_uri()
     return None
 
 
-def registered_name(kind: str) -> str:
-    return f"headline-topic-{kind}"
+MODEL_NAME = "headline-topic"  # one registered model: every kind's versions, told apart by the model_kind tag
+CHAMPION = "champion"  # an alias of that one model, so exactly one version holds it
 
 
 def _experiment_id(name: str) -> str:
@@ -56,29 +47,21 @@ def _experiment_id(name: str) -> str:
     return mlflow.create_experiment(name, artifact_location=artifact_root(tracking_uri()))
 
 
+def log_epoch(metrics: dict[str, float], step: int) -> None:
+    """The per-epoch logger handed to model code (EpochLog): the UI draws these against step."""
+    mlflow.log_metrics(metrics, step=step)
+
+
 @contextlib.contextmanager
 def training_run(experiment: str, kind: str) -> Iterator[str]:
-    """Open a run (marked FAILED if the block raises) and yield its id."""
-    mlflow.set_tracking_uri(tracking_uri())
+    """Open a run around the whole training (its duration is the real one); MLflow marks it FAILED if
+    the block raises and KILLED on Ctrl-C."""
     from datetime import datetime
 
-    name = f"{kind}-{datetime.now():%Y%m%d-%H%M%S}"
-    with mlflow.start_run(experiment_id=_experiment_id(experiment), run_name=name,
+    mlflow.set_tracking_uri(tracking_uri())
+    with mlflow.start_run(experiment_id=_experiment_id(experiment), run_name=f"{kind}-{datetime.now():%Y%m%d-%H%M%S}",
                           tags={"model_kind": kind}) as active:
         yield active.info.run_id
-
-
-def _flatten(prefix: str, value, out: dict) -> dict:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            _flatten(f"{prefix}.{key}" if prefix else str(key), item, out)
-    else:
-        out[prefix] = value if isinstance(value, (int, float, str, bool, type(None))) else str(value)[:500]
-    return out
-
-
-def _metric_name(name: str) -> str:
-    return re.sub(r"[^\w.\- /]", "_", name)
 
 
 class HeadlineTopicPyfunc(mlflow.pyfunc.PythonModel):
@@ -103,39 +86,16 @@ def _confusion_figure(matrix: list[list[int]], title: str, normalise: bool = Fal
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+    from sklearn.metrics import ConfusionMatrixDisplay
 
-    if normalise:
-        counts = np.asarray(matrix, dtype=float)
-        matrix = np.round(counts / np.maximum(counts.sum(axis=1, keepdims=True), 1), 2).tolist()
-    fig, ax = plt.subplots(figsize=(5, 4.5))
-    ax.imshow(matrix, cmap="Blues", vmin=0)
-    ax.set_xticks(range(len(TOPICS)), TOPICS, rotation=30)
-    ax.set_yticks(range(len(TOPICS)), TOPICS)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title)
-    peak = max(max(row) for row in matrix) or 1
-    for i, row in enumerate(matrix):
-        for j, n in enumerate(row):
-            ax.text(j, i, str(n), ha="center", va="center", color="white" if n > peak / 2 else "black")
-    fig.tight_layout()
-    return fig
-
-
-def _f1_figure(metrics: dict[str, float], split: str, title: str):
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    values = [metrics.get(f"{split}_f1_{t}", 0.0) for t in TOPICS]
-    bars = ax.bar(TOPICS, values, color="#4c72b0")
-    ax.bar_label(bars, fmt="%.3f")
-    ax.set_ylim(0, 1.05)
-    ax.set_ylabel("F1")
-    ax.set_title(f"{title} (macro {metrics.get(f'{split}_macro_f1', 0.0):.3f})")
-    fig.tight_layout()
-    return fig
+    counts = np.asarray(matrix, dtype=float)
+    shown = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1) if normalise else counts.astype(int)
+    display = ConfusionMatrixDisplay(shown, display_labels=TOPICS).plot(
+        cmap="Blues", colorbar=False, xticks_rotation=30, values_format=".2f" if normalise else "d")
+    display.ax_.set_title(title)
+    display.figure_.tight_layout()
+    return display.figure_
 
 
 def _reliability_figure(curves: dict[str, list], title: str):
@@ -169,14 +129,16 @@ def log_result(result, model_dir: Path) -> None:
     import matplotlib.pyplot as plt
 
     kind = result.model.kind
-    params = _flatten("", {k: v for k, v in result.configs.items() if k != "labels"}, {})
-    mlflow.log_params({k: v for k, v in params.items() if len(k) <= 250})
+    params = pd.json_normalize({k: v for k, v in result.configs.items() if k != "labels"}).iloc[0]
+    mlflow.log_params({k: str(v)[:500] for k, v in params.items() if len(k) <= 250})
     for name, cfg in result.configs.items():
         mlflow.log_dict(cfg, f"config/{name}.json")
+    _log_datasets(result)
     mlflow.set_tags({"train_data_sha256": result.data_info["train_data_sha256"],
                      "checkpoint": str(result.model.info.get("checkpoint", "none"))})
     mlflow.log_metrics(result.metrics)
-    mlflow.log_metrics({_metric_name(f"label_count_{rule}"): float(n) for rule, n in result.label_counts.items()})
+    mlflow.log_metrics({re.sub(r"[^\w.\- /]", "_", f"label_count_{rule}"): float(n)
+                        for rule, n in result.label_counts.items()})
     mlflow.log_dict(result.label_counts, "labels/rule_counts.json")
     if result.function_stats:
         mlflow.log_table(pd.DataFrame(result.function_stats), "labels/labeling_functions.json")
@@ -187,7 +149,6 @@ def log_result(result, model_dir: Path) -> None:
             (_confusion_figure(evaluation.confusion, f"{kind}: {split} confusion"), "confusion_matrix"),
             (_confusion_figure(evaluation.confusion, f"{kind}: {split} confusion (row-normalised)", normalise=True),
              "confusion_matrix_normalised"),
-            (_f1_figure(result.metrics, split, f"{kind}: {split} F1 per class"), "f1_per_class"),
             (_reliability_figure(evaluation.reliability, f"{kind}: {split} reliability"), "reliability"),
         )
         for fig, name in figures:
@@ -225,18 +186,31 @@ def log_result(result, model_dir: Path) -> None:
                 code_paths=[str(REPO_ROOT / "pipeline")],
                 pip_requirements=_pip_requirements(kind),
                 signature=signature,
-                registered_model_name=registered_name(kind),
+                registered_model_name=MODEL_NAME,
             )
     finally:
         pyfunc_logger.setLevel(level)
-    _tag_version(registered_name(kind), info.registered_model_version, result, model_dir)
+    _tag_version(info.registered_model_version, result, model_dir)
 
 
-def _dir_bytes(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+def _log_datasets(result) -> None:
+    """The training table (train + validation rows) and each gold part as MLflow dataset inputs, with
+    digests, so the UI's Dataset column says what a run learned from and was scored on."""
+    import mlflow.data
+
+    warnings.filterwarnings("ignore", "The specified dataset source can be interpreted", UserWarning)
+    data = result.configs.get("data", {})
+    table = pd.DataFrame(result.rows, columns=["key", "title", "label", "confidence"])
+    mlflow.log_input(mlflow.data.from_pandas(table, source=data.get("labeled_csv", "labeled.csv"), name="labeled",
+                                             targets="label"), context="training")
+    for split, evaluation in result.evaluations.items():
+        if split.startswith("gold_"):
+            gold = pd.DataFrame({"title": evaluation.scope_titles, "label": evaluation.truth})
+            mlflow.log_input(mlflow.data.from_pandas(gold, source=str(data.get("gold_tsv") or "gold"), name=split,
+                                                     targets="label"), context="evaluation")
 
 
-def _tag_version(name: str, version, result, model_dir: Path) -> None:
+def _tag_version(version, result, model_dir: Path) -> None:
     """Gold report metrics, size and speed on the registered version: what champion selection reads, with
     the report part's answers (one letter per item) so promote can pair two versions on the same items."""
     from pipeline.gold import encode, items_digest
@@ -250,42 +224,32 @@ def _tag_version(name: str, version, result, model_dir: Path) -> None:
     if report is not None:
         tags.update({"gold_report_items": items_digest(report.scope_titles), "gold_report_truth": encode(report.truth),
                      "gold_report_answers": encode(report.forced)})
-    tags.update({"model_kind": result.model.kind, "model_bytes": str(_dir_bytes(model_dir)),
+    size = sum(f.stat().st_size for f in model_dir.rglob("*") if f.is_file())
+    tags.update({"model_kind": result.model.kind, "model_bytes": str(size),
                  "headlines_per_second": f"{result.metrics.get('val_headlines_per_second', 0.0):.1f}",
                  "checkpoint": str(result.model.info.get("checkpoint", "none"))})
     for key, value in tags.items():
-        client.set_model_version_tag(name, str(version), key, value)
+        client.set_model_version_tag(MODEL_NAME, str(version), key, value)
 
 
 # --- registry: champion and comparison (used by pipeline.promote and pipeline.compare) -----------------
 
-CHAMPION = "champion"
-NAME_PREFIX = "headline-topic-"
-
-
 def registered_versions() -> list[dict]:
-    """Every registered version of every model kind, with its tags and whether it is the champion."""
+    """Every registered version (all kinds), with its tags and whether it is the champion."""
     mlflow.set_tracking_uri(tracking_uri())
     client = mlflow.MlflowClient()
-    out = []
-    for model in client.search_registered_models(f"name LIKE '{NAME_PREFIX}%'"):
-        champion = model.aliases.get(CHAMPION) if model.aliases else None
-        for version in client.search_model_versions(f"name='{model.name}'"):
-            tags = dict(version.tags)
-            tags.setdefault("model_kind", model.name.removeprefix(NAME_PREFIX))
-            out.append({"name": model.name, "version": str(version.version), "run_id": version.run_id,
-                        "tags": tags, "champion": str(version.version) == str(champion)})
-    return out
+    try:
+        champion = client.get_registered_model(MODEL_NAME).aliases.get(CHAMPION)
+    except mlflow.exceptions.MlflowException:  # nothing registered yet
+        return []
+    return [{"name": MODEL_NAME, "version": str(v.version), "run_id": v.run_id, "tags": dict(v.tags),
+             "champion": str(v.version) == str(champion)} for v in client.search_model_versions(f"name='{MODEL_NAME}'")]
 
 
-def set_champion(name: str, version: str) -> None:
-    """Point the `champion` alias at one version; no other model kind keeps it."""
+def set_champion(version: str) -> None:
+    """Point the `champion` alias at one version (an alias names one version: unique by construction)."""
     mlflow.set_tracking_uri(tracking_uri())
-    client = mlflow.MlflowClient()
-    for model in client.search_registered_models(f"name LIKE '{NAME_PREFIX}%'"):
-        if model.name != name and model.aliases and CHAMPION in model.aliases:
-            client.delete_registered_model_alias(model.name, CHAMPION)
-    client.set_registered_model_alias(name, CHAMPION, version)
+    mlflow.MlflowClient().set_registered_model_alias(MODEL_NAME, CHAMPION, version)
 
 
 def download_model_dir(run_id: str, dest: Path) -> Path:
@@ -302,15 +266,12 @@ def download_model_dir(run_id: str, dest: Path) -> Path:
 def latest_runs(experiment: str) -> list[dict]:
     """The newest finished run of each model kind: name, tags and metrics."""
     mlflow.set_tracking_uri(tracking_uri())
-    found = mlflow.get_experiment_by_name(experiment)
-    if found is None:
+    if mlflow.get_experiment_by_name(experiment) is None:
         return []
-    runs = mlflow.MlflowClient().search_runs([found.experiment_id], "attributes.status = 'FINISHED'",
-                                             order_by=["attributes.start_time DESC"], max_results=500)
     latest: dict[str, dict] = {}
-    for run in runs:
+    for run in mlflow.search_runs(experiment_names=[experiment], filter_string="attributes.status = 'FINISHED'",
+                                  order_by=["attributes.start_time DESC"], max_results=500, output_format="list"):
         kind = run.data.tags.get("model_kind", "?")
-        if kind not in latest:
-            latest[kind] = {"kind": kind, "run_id": run.info.run_id, "run_name": run.info.run_name,
-                            "tags": dict(run.data.tags), "metrics": dict(run.data.metrics)}
+        latest.setdefault(kind, {"kind": kind, "run_id": run.info.run_id, "run_name": run.info.run_name,
+                                 "tags": dict(run.data.tags), "metrics": dict(run.data.metrics)})
     return list(latest.values())

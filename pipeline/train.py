@@ -2,41 +2,30 @@
 
     python -m pipeline.train [--model tfidf] [--config configs/train.yaml]
 
-Reads data/processed/labeled.csv (make label), splits it deterministically (seeded, stratified),
-fits the model kind's config (configs/<kind>.yaml), evaluates on the held-out split and on the gold
-set, logs the run (pipeline.tracking) and only then swaps the model into models/<kind>. Any failure
-before the swap leaves the previous model in place. Which model is the default (models/current) is
-decided by `python -m pipeline.promote` (make train runs it last); the very first export becomes the
-default until then.
+Reads data/processed/labeled.csv (make label), splits it (seeded, stratified), fits the kind, evaluates
+it on the held-out split and the gold parts inside an MLflow run, and only then swaps it into
+models/<kind>: a failure leaves the previous model. `python -m pipeline.promote` decides the default.
 """
 
-from __future__ import annotations
-
 import argparse
+import contextlib
+import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pipeline import LABELS, OTHER, TOPICS
 from pipeline.audit import ISSUE_COLUMNS
 from pipeline.cli import UserError, run
-from pipeline.config import (
-    CONFIG_DIR,
-    DataConfig,
-    LabelConfig,
-    TrainConfig,
-    config_dict,
-    load_config,
-    repo_path,
-)
+from pipeline.config import CONFIG_DIR, DataConfig, LabelConfig, TrainConfig, load_config
 from pipeline.evaluate import Evaluation, add_intervals, evaluate, format_report
 from pipeline.gold import REPORT, TUNE, read_gold, split_gold
 from pipeline.io import point_link, read_csv, replace_dir, sha256_lines, write_csv
 from pipeline.label import COLUMNS as LABELED_COLUMNS
 from pipeline.label import rule_counts
 from pipeline.models import model_class, new_model
-from pipeline.models.base import TopicModel
+from pipeline.models.base import EpochLog, FitInputs, TopicModel
 from pipeline.text import normalize_title
 
 
@@ -49,6 +38,7 @@ class TrainResult:
     label_counts: dict[str, int]  # labels produced per rule, for the whole labeled table
     evaluations: dict[str, Evaluation] = field(default_factory=dict)  # "val", "gold_tune", "gold_report"
     label_issues: list[dict] = field(default_factory=list)  # audit suspects, ranked (pipeline.audit)
+    rows: list[dict] = field(default_factory=list)  # the training table (train + validation split), no gold
     function_stats: list[dict] = field(default_factory=list)  # labeling-function analysis (pipeline.label)
 
 
@@ -97,12 +87,7 @@ def audit(model: TopicModel, rows: list[dict], cfg: TrainConfig) -> tuple[list[d
     """Confident-learning suspects over all training rows, and their count per given label."""
     from pipeline.audit import find_issues, out_of_fold_proba
 
-    def fresh() -> TopicModel:
-        twin = type(model)(model.config)
-        twin.corpus, twin.unlabeled, twin.teacher = model.corpus, model.unlabeled, model.teacher
-        return twin
-
-    proba = out_of_fold_proba(fresh, [r["title"] for r in rows],
+    proba = out_of_fold_proba(lambda: type(model)(model.config), [r["title"] for r in rows],
                               [r["label"] for r in rows], weights(rows, cfg), cfg.audit_folds, cfg.seed)
     issues = find_issues(rows, proba)
     counts = {f"audit_issues_{t}": float(sum(i["label"] == t for i in issues)) for t in LABELS}
@@ -132,23 +117,47 @@ def calibrate(model: TopicModel, titles: list[str], labels: list[str], cfg: Trai
             "abstain_threshold": model.threshold, "other_threshold": model.other_threshold}
 
 
+def distill(teacher: TopicModel, rows: list[dict], unlabeled: list[str], cfg: TrainConfig,
+            inputs: FitInputs) -> FitInputs:
+    """The distillation step: `teacher` (another kind) is fit on the student's training rows and labels,
+    softly, the headlines the rules left out. The label model abstains on a third of them (mixed sections,
+    the newest listings); a teacher that reads characters and morphemes lets the student learn that part
+    of the distribution too. Soft targets come in sorted label order, the students' own."""
+    start = time.perf_counter()
+    teacher.fit([r["title"] for r in rows], [r["label"] for r in rows], seed=cfg.seed, sample_weight=weights(rows, cfg))
+    soft = teacher.predict_raw(unlabeled)[:, [teacher.labels.index(label) for label in sorted(teacher.labels)]]
+    teacher.info.update({"unlabeled_rows": len(unlabeled), "teacher_seconds": round(time.perf_counter() - start, 1)})
+    print(f"  teacher {teacher.kind}: soft labels for {len(unlabeled)} unlabeled headlines "
+          f"in {teacher.info['teacher_seconds']} s", flush=True)
+    return replace(inputs, soft_titles=unlabeled, soft_targets=soft)
+
+
 def train(model: TopicModel, labeled: list[dict], gold: list[dict], cfg: TrainConfig,
-          report_share: float = DataConfig.gold_report_share) -> TrainResult:
+          report_share: float = DataConfig().gold_report_share, teacher: TopicModel | None = None,
+          log: EpochLog | None = None) -> TrainResult:
     """Pure core: fit `model` on the labeled rows, evaluate it, audit the labels; writes nothing.
 
     Gold is split (pipeline.gold): the tune part sets the abstain threshold and is reported as
-    gold_tune_*; the report part is only scored (gold_report_*, with bootstrap intervals)."""
+    gold_tune_*; the report part is only scored (gold_report_*, with bootstrap intervals).
+    `teacher`, when given, distills soft labels for the unlabeled headlines; `log` receives per-epoch curves."""
     gold_keys = {normalize_title(g["title"]).key for g in gold}
     parts = split_gold(gold, report_share)
     rows = training_rows(labeled, gold_keys, cfg.learn_other)
     train_rows, val_rows = split(rows, cfg.val_fraction, cfg.seed)
     headlines = [r for r in labeled if r["key"] not in gold_keys]
-    model.corpus = [r["title"] for r in headlines]  # every headline, no gold: for pretraining
-    model.unlabeled = [r["title"] for r in headlines if not r["label"]]  # neither training nor validation rows
+    inputs = FitInputs(corpus=[r["title"] for r in headlines], log=log)  # every headline, no gold: to pretrain on
     fit_rows = val_rows if model.fit_on == "val" else train_rows  # an ensemble weighs fitted members on val
     start = time.perf_counter()
+    if teacher is not None:
+        if teacher.kind == model.kind:
+            raise UserError(f"teacher must be another model kind than {model.kind}")
+        # neither training nor validation rows: the headlines the labels left out
+        inputs = distill(teacher, fit_rows, [r["title"] for r in headlines if not r["label"]], cfg, inputs)
+        model.info["teacher"] = {"kind": teacher.kind, "config": teacher.config.model_dump(mode="json"),
+                                 "unlabeled_rows": teacher.info["unlabeled_rows"]}
+        model.info["teacher_seconds"] = teacher.info["teacher_seconds"]
     model.fit([r["title"] for r in fit_rows], [r["label"] for r in fit_rows], seed=cfg.seed,
-              sample_weight=weights(fit_rows, cfg))
+              sample_weight=weights(fit_rows, cfg), inputs=inputs)
     metrics = {"train_seconds": time.perf_counter() - start, "train_rows": float(len(fit_rows)),
                "val_rows": float(len(val_rows))}
     metrics.update(calibrate(model, [r["title"] for r in val_rows], [r["label"] for r in val_rows], cfg, parts[TUNE]))
@@ -170,9 +179,9 @@ def train(model: TopicModel, labeled: list[dict], gold: list[dict], cfg: TrainCo
         metrics.update(audit_metrics)
     model.metrics = metrics
     fingerprint = data_fingerprint(rows)
-    model.info.update({**fingerprint, "train_config": config_dict(cfg),
+    model.info.update({**fingerprint, "train_config": cfg.model_dump(mode="json"),
                        "calibration_method": model.calibration["method"]})
-    return TrainResult(model=model, metrics=metrics, configs={}, data_info=fingerprint,
+    return TrainResult(model=model, metrics=metrics, configs={}, data_info=fingerprint, rows=rows,
                        label_counts=dict(rule_counts(labeled)), evaluations=evaluations, label_issues=issues)
 
 
@@ -185,7 +194,7 @@ def load_members(kinds: tuple[str, ...], labeled: list[dict], gold: list[dict], 
     expected = data_fingerprint(rows)["train_data_sha256"]
     members = []
     for kind in kinds:
-        path = repo_path(cfg.models_dir) / kind
+        path = cfg.models_dir / kind
         if not path.is_dir():
             raise UserError(f"ensemble member {kind} is not trained yet ({path}): run `make train-{kind}` first")
         member = load_model(path)
@@ -198,22 +207,21 @@ def load_members(kinds: tuple[str, ...], labeled: list[dict], gold: list[dict], 
     return members
 
 
-def export(result: TrainResult, cfg: TrainConfig, log: bool = True) -> Path:
-    """Save to a staging dir, log to MLflow, then swap into models/<kind> and point models/current."""
-    models_dir = repo_path(cfg.models_dir)
+def export(result: TrainResult, cfg: TrainConfig, run_id: str | None = None) -> Path:
+    """Save to a staging dir, log it to the MLflow run (if any), then swap into models/<kind>."""
+    models_dir = cfg.models_dir
     models_dir.mkdir(parents=True, exist_ok=True)
     kind = result.model.kind
     staging = models_dir / f".staging-{kind}"
     shutil.rmtree(staging, ignore_errors=True)
     final = models_dir / kind
     try:
-        if log:
+        if run_id is not None:
             from pipeline import tracking
 
-            with tracking.training_run(cfg.experiment, kind) as run_id:
-                result.model.info["mlflow_run_id"] = run_id
-                result.model.save(staging)
-                tracking.log_result(result, staging)
+            result.model.info["mlflow_run_id"] = run_id
+            result.model.save(staging)
+            tracking.log_result(result, staging)
         else:
             result.model.save(staging)
         replace_dir(staging, final)
@@ -222,6 +230,28 @@ def export(result: TrainResult, cfg: TrainConfig, log: bool = True) -> Path:
     if not (models_dir / "current").exists():  # the first model is the default until `promote` decides
         point_link(models_dir / "current", kind)
     return final
+
+
+def run_training(model: TopicModel, labeled: list[dict], gold: list[dict], cfg: TrainConfig,
+                 report_share: float = DataConfig().gold_report_share, teacher: TopicModel | None = None,
+                 configs: dict | None = None, function_stats: list[dict] | None = None,
+                 track: bool = True) -> tuple[TrainResult, Path | None]:
+    """train() inside an MLflow run that spans it (a failure marks the run FAILED), then export().
+    Under `accelerate launch`/torchrun every process trains (the Trainer syncs them); rank 0 alone
+    tracks and exports, the others get (result, None)."""
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    tracked, log = contextlib.nullcontext(None), None
+    if track and main_process:
+        from pipeline import tracking
+
+        tracked, log = tracking.training_run(cfg.experiment, model.kind), tracking.log_epoch
+    with tracked as run_id:
+        result = train(model, labeled, gold, cfg, report_share, teacher, log)
+        if not main_process:
+            return result, None
+        result.configs = configs or {"train": cfg.model_dump(mode="json")}
+        result.function_stats = function_stats or []
+        return result, export(result, cfg, run_id)
 
 
 def main() -> None:
@@ -239,7 +269,7 @@ def main() -> None:
     model_cfg = load_config(cls.config_class(), args.model_config or CONFIG_DIR / f"{cfg.model}.yaml")
     data_cfg = load_config(DataConfig, args.data)
     label_cfg = load_config(LabelConfig, args.labels)
-    labeled_path = repo_path(data_cfg.labeled_csv)
+    labeled_path = data_cfg.labeled_csv
     if not labeled_path.is_file():
         raise UserError(f"no labeled data at {labeled_path}; run `make label` first")
     labeled = read_csv(labeled_path, required=LABELED_COLUMNS)
@@ -250,19 +280,19 @@ def main() -> None:
         model = cls(model_cfg, members=load_members(model_cfg.members, labeled, gold, cfg))
     else:
         model = cls(model_cfg)
-    teacher = getattr(model_cfg, "teacher", "none")
-    if teacher != "none":
-        model.teacher = new_model(teacher, CONFIG_DIR / f"{teacher}.yaml")
-    result = train(model, labeled, gold, cfg, data_cfg.gold_report_share)
-    result.configs = {"train": config_dict(cfg), "model": config_dict(model_cfg),
-                      "data": config_dict(data_cfg), "labels": config_dict(label_cfg)}
+    teacher_kind = getattr(model_cfg, "teacher", "none")
+    teacher = new_model(teacher_kind, CONFIG_DIR / f"{teacher_kind}.yaml") if teacher_kind != "none" else None
     functions_csv = labeled_path.with_name("labeling_functions.csv")
-    result.function_stats = read_csv(functions_csv) if functions_csv.is_file() else []
-    final = export(result, cfg, log=not args.no_mlflow)
+    configs = {name: c.model_dump(mode="json") for name, c in
+               (("train", cfg), ("model", model_cfg), ("data", data_cfg), ("labels", label_cfg))}
+    result, final = run_training(model, labeled, gold, cfg, data_cfg.gold_report_share, teacher, configs,
+                                 read_csv(functions_csv) if functions_csv.is_file() else [], not args.no_mlflow)
+    if final is None:  # a worker process of a multi-GPU launch: rank 0 reports
+        return
     if result.label_issues:
-        write_csv(repo_path(data_cfg.label_issues_csv), ISSUE_COLUMNS, result.label_issues)
+        write_csv(data_cfg.label_issues_csv, ISSUE_COLUMNS, result.label_issues)
         print(f"audit: {len(result.label_issues)} suspected label errors -> {data_cfg.label_issues_csv} "
-              "(review them with `python -m pipeline.label review`)")
+              "(review them with `python -m pipeline.review`)")
     notes = {"gold_tune": "gold tune part (tuning: label weights and thresholds were set on it; not honest):",
              "gold_report": "gold report part (nothing was tuned on it):"}
     for name, evaluation in result.evaluations.items():

@@ -202,7 +202,7 @@ def two_kind_store(data_dir, tmp_path_factory):
     from pipeline.config import CONFIG_DIR, KobertConfig, TfidfConfig, TrainConfig, load_config
     from pipeline.models.kobert import KobertModel
     from pipeline.models.tfidf import TfidfModel
-    from pipeline.train import export, train
+    from pipeline.train import run_training
 
     tmp = tmp_path_factory.mktemp("store")
     mp = offline_env(data_dir, tmp)
@@ -214,9 +214,6 @@ def two_kind_store(data_dir, tmp_path_factory):
     for model in (TfidfModel(load_config(TfidfConfig, CONFIG_DIR / "tfidf.yaml")),
                   KobertModel(load_config(KobertConfig, overrides={**TINY_KOBERT,
                                                                    "pretrained_dir": str(tmp / "pretrained")}))):
-        result = train(model, rows, gold, cfg)
-        result.configs = {"train": {"seed": cfg.seed}}
-        export(result, cfg)
-        results[model.kind] = result
+        results[model.kind] = run_training(model, rows, gold, cfg)[0]
     yield {"tmp": tmp, "models_dir": tmp / "models", "results": results}
     mp.undo()

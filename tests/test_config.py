@@ -22,8 +22,9 @@ def test_yaml_overrides_defaults(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("C: 1\nlearning_rat: 0.1\n", "unknown key(s) learning_rat"),
-    ("min_df: two\n", "expected int"),
+    ("C: 1\nlearning_rat: 0.1\n", "learning_rat: unknown key"),
+    ("min_df: two\n", "min_df: Input should be a valid integer"),
+    ("C: -1\n", "C: Input should be greater than 0"),
     ("use_morphemes: [1\n", "not valid YAML"),
     ("- a\n- b\n", "mapping"),
 ])

@@ -22,7 +22,7 @@ def members(data_dir, tmp_path_factory):
     base = load_config(TfidfConfig, CONFIG_DIR / "tfidf.yaml")
     chars_only = load_config(TfidfConfig, overrides={"use_morphemes": False, "char_ngram_max": 2, "C": 0.05})
     results = [train(TfidfModel(c), labeling.rows, gold, cfg) for c in (base, chars_only)]
-    export(results[0], cfg, log=False)  # models/tfidf, for load_members
+    export(results[0], cfg)  # no run id: not logged  # models/tfidf, for load_members
     yield {"models": [r.model for r in results], "rows": labeling.rows, "gold": gold, "cfg": cfg, "tmp": tmp}
     mp.undo()
 
@@ -77,6 +77,6 @@ def test_members_must_come_from_the_same_data_and_split(members):
     with pytest.raises(UserError, match="other data or another split"):
         load_members(("tfidf",), rows[:-5], gold, cfg)
     with pytest.raises(UserError, match="other data or another split"):
-        load_members(("tfidf",), rows, gold, load_config(TrainConfig, overrides={**vars(cfg), "seed": 99}))
+        load_members(("tfidf",), rows, gold, load_config(TrainConfig, overrides={**cfg.model_dump(), "seed": 99}))
     with pytest.raises(UserError, match="make train-kobert"):
         load_members(("kobert",), rows, gold, cfg)

@@ -97,7 +97,7 @@ def version(name: str, truth: list[str], pred: list[str], per_second: float, cha
             items: str | None = None) -> dict:
     from pipeline.gold import macro_f1_interval
 
-    return {"name": f"headline-topic-{name}", "version": "1", "run_id": name, "champion": champion,
+    return {"name": "headline-topic", "version": "1", "run_id": name, "champion": champion,
             "tags": {"model_kind": name, "gold_report_macro_f1": str(macro_f1_interval(truth, pred).value),
                      "gold_report_items": items or items_digest(titles(len(truth))),
                      "gold_report_truth": encode(truth), "gold_report_answers": encode(pred),
@@ -122,7 +122,7 @@ def test_promote_needs_a_gain_beyond_noise_and_ties_go_to_the_faster_model():
 
 def test_versions_scored_on_other_items_are_not_paired():
     truth, base = answers(200, 30)
-    legacy = {"name": "headline-topic-tfidf", "version": "1", "run_id": "old", "champion": True,
+    legacy = {"name": "headline-topic", "version": "1", "run_id": "old", "champion": True,
               "tags": {"model_kind": "tfidf", "gold_macro_f1": "0.99"}}
     fresh = version("kobert", truth, base, per_second=600)
     assert propose([legacy, fresh]) == (fresh, legacy)  # the legacy version is never the candidate

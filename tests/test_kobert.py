@@ -1,4 +1,4 @@
-"""KoBERT kind: the tokenizer adapter and a tiny offline end-to-end run (small enough for CI)."""
+"""KoBERT kind: the tokenizer, and a tiny offline end-to-end run through the Trainer (small enough for CI)."""
 
 import json
 import os
@@ -8,11 +8,14 @@ import sys
 import numpy as np
 import pytest
 
-from pipeline import REPO_ROOT, TOPICS
-from pipeline.cli import UserError
-from pipeline.config import KobertConfig, TrainConfig, load_config
-from pipeline.models import load_model
-from pipeline.models.kobert import (
+pytest.importorskip("torch")
+
+from pipeline import REPO_ROOT, TOPICS  # noqa: E402
+from pipeline.cli import UserError  # noqa: E402
+from pipeline.config import CONFIG_DIR, KobertConfig, TfidfConfig, TrainConfig, load_config  # noqa: E402
+from pipeline.models import load_model  # noqa: E402
+from pipeline.models.base import NO_INPUTS  # noqa: E402
+from pipeline.models.kobert import (  # noqa: E402
     CLS,
     MASK,
     PAD,
@@ -20,55 +23,67 @@ from pipeline.models.kobert import (
     SPECIALS,
     UNK,
     KobertModel,
-    KoBertTokenizer,
     _hub_snapshot,
-    _length_batches,
+    kobert_tokenizer,
+    train_spiece,
 )
-from pipeline.train import train
-from tests.conftest import TINY_KOBERT, label_data_folder, make_ynat_rows, offline_env
-
-pytest.importorskip("torch")
+from pipeline.models.tfidf import TfidfModel  # noqa: E402
+from pipeline.train import run_training, train  # noqa: E402
+from tests.conftest import TINY_KOBERT, label_data_folder, make_ynat_rows, offline_env  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def tokenizer(tmp_path_factory):
+def spiece(tmp_path_factory):
     corpus = [r["title"] for r in make_ynat_rows()] * 3
-    return KoBertTokenizer.train(corpus, tmp_path_factory.mktemp("spm"), vocab_size=400)
+    return train_spiece(corpus, tmp_path_factory.mktemp("spm"), vocab_size=400)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(spiece):
+    return kobert_tokenizer(spiece, max_length=32)
 
 
 def test_special_tokens_have_kobert_ids(tokenizer):
-    assert [tokenizer.sp.id_to_piece(i) for i in (UNK, PAD, CLS, SEP, MASK)] == list(SPECIALS)
-    assert (UNK, PAD, CLS, SEP, MASK) == (0, 1, 2, 3, 4)
+    assert tokenizer.convert_tokens_to_ids(list(SPECIALS)) == [UNK, PAD, CLS, SEP, MASK] == [0, 1, 2, 3, 4]
+    assert (tokenizer.pad_token_id, tokenizer.mask_token_id) == (PAD, MASK)
 
 
-def test_cls_text_sep_right_padding_zero_token_types(tokenizer):
-    batch = tokenizer(["경찰, 절도범 체포", "코스피 상승"], max_length=32)
+def test_pieces_match_sentencepiece(tokenizer, spiece):
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=str(spiece))
+    for title in ["경찰, 절도범 체포", "코스피 2800선 회복", "[속보] 여야, 예산안 합의"]:
+        assert tokenizer(title)["input_ids"] == [CLS, *sp.encode(title), SEP]
+
+
+def test_cls_text_sep_right_padding(tokenizer):
+    batch = tokenizer(["경찰, 절도범 체포 소식에 시민들 안도", "코스피 상승"], padding=True, return_tensors="np")
     ids = batch["input_ids"]
     assert ids[0, 0] == CLS and ids[1, 0] == CLS
     short = int(batch["attention_mask"][1].sum())
     assert ids[1, short - 1] == SEP and (ids[1, short:] == PAD).all()  # padding on the right
     assert ids[0, -1] == SEP  # the longest row is not padded
-    assert not batch["token_type_ids"].any()
     assert (batch["attention_mask"] == (ids != PAD)).all()
 
 
 def test_truncation_keeps_sep(tokenizer):
-    ids = tokenizer.ids("경찰 " * 100, max_length=10)
-    assert len(ids) == 10 and ids[0] == CLS and ids[-1] == SEP
+    ids = tokenizer("경찰 " * 100, truncation=True)["input_ids"]
+    assert len(ids) == 32 and ids[0] == CLS and ids[-1] == SEP
 
 
 def test_nfkc_before_pieces(tokenizer):
-    assert tokenizer.ids("ＫＯＳＰＩ　상승", 32) == tokenizer.ids("KOSPI 상승", 32)
-    assert tokenizer.ids("\uffa1", 8) == tokenizer.ids("\u3131", 8)  # halfwidth jamo -> compatibility jamo
+    assert tokenizer("ＫＯＳＰＩ　상승")["input_ids"] == tokenizer("KOSPI 상승")["input_ids"]
+    assert tokenizer("\uffa1")["input_ids"] == tokenizer("\u3131")["input_ids"]  # halfwidth -> compatibility jamo
 
 
 def test_round_trip_through_save_and_load_offline(tokenizer, tmp_path, monkeypatch):
+    from transformers import AutoTokenizer
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    tokenizer.save(tmp_path)
-    again = KoBertTokenizer(tmp_path / "spiece.model")
+    tokenizer.save_pretrained(str(tmp_path))
+    again = AutoTokenizer.from_pretrained(str(tmp_path))
     text = "[속보] 여야, 예산안 합의"
-    assert again.ids(text, 32) == tokenizer.ids(text, 32)
-    assert again.unk_share([text]) < 0.5
+    assert again(text)["input_ids"] == tokenizer(text)["input_ids"]
 
 
 def test_foreign_vocabulary_layout_is_refused(tmp_path):
@@ -77,26 +92,7 @@ def test_foreign_vocabulary_layout_is_refused(tmp_path):
     spm.SentencePieceTrainer.train(sentence_iterator=iter(["가나다 라마바"] * 50), model_prefix=str(tmp_path / "x"),
                                    vocab_size=20, hard_vocab_limit=False, minloglevel=2)
     with pytest.raises(UserError, match="KoBERT-layout"):
-        KoBertTokenizer(tmp_path / "x.model")
-
-
-def test_length_batches_cover_every_row_once_with_less_padding():
-    import random
-
-    rng = random.Random(0)
-    rows = [[CLS] * rng.randint(5, 40) for _ in range(1000)]
-    batches = _length_batches(rows, 32, random.Random(1), window=10)
-    assert sorted(i for b in batches for i in b) == list(range(1000))
-    assert all(1 <= len(b) <= 32 for b in batches)
-
-    def mean_width(groups):
-        return np.mean([max(len(rows[i]) for i in g) for g in groups])
-
-    shuffled = list(range(1000))
-    random.Random(1).shuffle(shuffled)
-    plain = [shuffled[i:i + 32] for i in range(0, 1000, 32)]
-    assert mean_width(batches) < 0.8 * mean_width(plain)
-    assert batches != _length_batches(rows, 32, random.Random(2), window=10)  # still shuffled per seed
+        kobert_tokenizer(tmp_path / "x.model", 32)
 
 
 def test_unreachable_hub_fails_fast(monkeypatch, tmp_path):
@@ -123,14 +119,24 @@ def test_unreachable_checkpoint_without_fallback_is_one_line_error(data_env, tmp
         KobertModel(cfg).fit(["경찰 체포", "코스피 상승"], ["crime", "business"])
 
 
+class Recording(KobertModel):
+    """The kobert kind, noting what its training step was handed."""
+
+    def fit(self, titles, labels, seed=0, sample_weight=None, inputs=NO_INPUTS):
+        self.seen = inputs
+        return super().fit(titles, labels, seed, sample_weight, inputs)
+
+
 @pytest.fixture(scope="module")
 def tiny_run(data_dir, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("kobert")
     mp = offline_env(data_dir, tmp)
     labeling, gold = label_data_folder()
     cfg = load_config(KobertConfig, overrides={**TINY, "pretrained_dir": str(tmp / "pretrained")})
-    model = KobertModel(cfg)
-    result = train(model, labeling.rows, gold, load_config(TrainConfig, overrides={"audit_folds": 0}))
+    model = Recording(cfg)
+    train_cfg = load_config(TrainConfig, overrides={"audit_folds": 0, "models_dir": str(tmp / "models")})
+    teacher = TfidfModel(load_config(TfidfConfig, CONFIG_DIR / "tfidf.yaml"))
+    result, _ = run_training(model, labeling.rows, gold, train_cfg, teacher=teacher)
     model.save(tmp / "model")
     yield {"tmp": tmp, "result": result, "model": model}
     mp.undo()
@@ -139,13 +145,25 @@ def tiny_run(data_dir, tmp_path_factory):
 def test_offline_build_records_the_checkpoint_actually_used(tiny_run):
     info = tiny_run["model"].info
     assert info["checkpoint"].startswith("local:kobert-local-")
-    assert list((tiny_run["tmp"] / "pretrained").glob("kobert-local-*/spiece.model"))
+    assert list((tiny_run["tmp"] / "pretrained").glob("kobert-local-*/tokenizer.json"))
 
 
 def test_tiny_model_learns_and_reports_shared_metric_names(tiny_run):
     metrics = tiny_run["result"].metrics
     assert {"val_macro_f1", "gold_report_macro_f1", "gold_tune_f1_crime", "val_ece"} <= set(metrics)
     assert metrics["val_macro_f1"] > 0.5  # four-class chance is ~0.25
+
+
+def test_run_draws_per_epoch_curves_for_pretraining_and_fine_tuning(tiny_run):
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tiny_run['tmp']}/mlflow.db")
+    run_id = tiny_run["model"].info["mlflow_run_id"]
+    assert client.get_run(run_id).info.status == "FINISHED"
+    for name in ("pretrain_loss", "pretrain_eval_loss", "finetune_loss", "finetune_eval_loss", "finetune_eval_macro_f1"):
+        steps = [m.step for m in client.get_metric_history(run_id, name)]
+        assert steps and steps == sorted(steps) and steps[0] == 1, name
+    assert len(client.get_metric_history(run_id, "finetune_eval_macro_f1")) >= 2
 
 
 def test_saved_kobert_predicts_through_the_cli(tiny_run):
@@ -168,26 +186,24 @@ def test_training_gives_pretraining_every_headline_and_the_teacher_only_unlabele
     from pipeline.text import normalize_title
 
     model, (labeling, gold) = tiny_run["model"], label_data_folder()
+    seen = model.seen
     gold_keys = {normalize_title(g["title"]).key for g in gold}
     labeled = {r["title"] for r in labeling.rows if r["label"]}
-    assert model.unlabeled and not set(model.unlabeled) & labeled  # no training or validation row
-    assert set(model.unlabeled) <= set(model.corpus)
-    assert not {normalize_title(t).key for t in model.corpus} & gold_keys
+    assert seen.soft_titles and not set(seen.soft_titles) & labeled  # no training or validation row
+    assert set(seen.soft_titles) <= set(seen.corpus)
+    assert not {normalize_title(t).key for t in seen.corpus} & gold_keys
+    assert seen.soft_targets.shape == (len(seen.soft_titles), len(model.labels))
+    assert np.allclose(seen.soft_targets.sum(axis=1), 1)
     assert model.info["teacher"]["kind"] == "tfidf"
-    assert model.info["teacher"]["unlabeled_rows"] == len(model.unlabeled)
+    assert model.info["teacher"]["unlabeled_rows"] == len(seen.soft_titles)
 
 
 class _FixedTeacher:
-    """Stands in for a fitted teacher whose labels come in another order than the student's."""
+    """Stands in for a teacher whose labels come in another order than the student's (sorted)."""
 
-    kind, labels = "fixed", ("sports", "crime", "business")
+    kind, labels, info = "fixed", ("sports", "crime", "business"), {}
 
-    def __init__(self):
-        from pipeline.config import TfidfConfig
-
-        self.config = TfidfConfig()
-
-    def fit(self, titles, labels, seed=0, sample_weight=None):
+    def fit(self, titles, labels, seed=0, sample_weight=None, inputs=NO_INPUTS):
         return self
 
     def predict_raw(self, titles):
@@ -195,15 +211,20 @@ class _FixedTeacher:
 
 
 def test_soft_targets_follow_the_students_label_order():
-    model = KobertModel(load_config(KobertConfig, overrides=TINY))
-    model.labels = ("business", "crime", "sports")
-    model.unlabeled, model.teacher = ["야구 경기 결과", "주가 하락"], _FixedTeacher()
-    texts, soft = model._distill(["a", "b", "c"], ["sports", "crime", "business"], 0, None)
-    assert len(texts) == 2 and np.allclose(soft, [[0.1, 0.2, 0.7]] * 2)
+    from pipeline.train import distill
+
+    rows = [{"title": t, "label": label, "confidence": "1"} for t, label in (("a", "sports"), ("b", "crime"))]
+    inputs = distill(_FixedTeacher(), rows, ["야구 경기 결과", "주가 하락"], load_config(TrainConfig), NO_INPUTS)
+    assert len(inputs.soft_titles) == 2 and np.allclose(inputs.soft_targets, [[0.1, 0.2, 0.7]] * 2)
 
 
-def test_teacher_of_its_own_kind_is_refused():
-    model = KobertModel(load_config(KobertConfig, overrides={**TINY, "teacher": "kobert"}))
-    model.unlabeled = ["야구 경기 결과"]
-    with pytest.raises(UserError, match="another model kind"):
-        model.fit(["경찰 체포", "코스피 상승"], ["crime", "business"])
+def test_teacher_of_its_own_kind_is_refused(data_dir, tmp_path):
+    mp = offline_env(data_dir, tmp_path)
+    try:
+        labeling, gold = label_data_folder()
+        cfg = load_config(KobertConfig, overrides=TINY)
+        with pytest.raises(UserError, match="another model kind"):
+            train(KobertModel(cfg), labeling.rows, gold, load_config(TrainConfig, overrides={"audit_folds": 0}),
+                  teacher=KobertModel(cfg))
+    finally:
+        mp.undo()

@@ -2,8 +2,9 @@ import pytest
 
 from pipeline import LABELS
 from pipeline.config import CONFIG_DIR, LabelConfig, Rule, load_config
-from pipeline.label import Labeler, label_table, read_manual, rule_counts
+from pipeline.label import Labeler, label_table, rule_counts
 from pipeline.labelmodel import LabelModel, smoothed_accuracy
+from pipeline.review import read_manual
 from pipeline.text import normalize_title
 
 
@@ -102,7 +103,7 @@ def corpus_rows(titles_sections):
 
 
 def test_analysis_reports_coverage_overlap_conflict_and_gold_precision():
-    cfg = LabelConfig(section_map={"Politics": "politics"}, rules=(Rule("arrest", "crime", ("체포",)),))
+    cfg = LabelConfig(section_map={"Politics": "politics"}, rules=(Rule(name="arrest", label="crime", patterns=("체포",)),))
     headlines = corpus_rows([("여야 합의", "Politics"), ("의원 체포", "Politics"), ("절도범 체포", ""),
                              ("여야 대표 회동", "Politics")])
     gold = [{"title": "여야 대표 회동", "label": "politics"}, {"title": "의원 체포 동의안", "label": "politics"}]
@@ -119,7 +120,7 @@ def test_analysis_reports_coverage_overlap_conflict_and_gold_precision():
 def test_report_part_never_weighs_the_functions():
     from pipeline.gold import TUNE, gold_part
 
-    cfg = LabelConfig(section_map={}, rules=(Rule("arrest", "crime", ("체포",)),))
+    cfg = LabelConfig(section_map={}, rules=(Rule(name="arrest", label="crime", patterns=("체포",)),))
     gold = [{"title": f"피의자 {i}명 체포", "label": "politics"} for i in range(40)]  # the rule is always wrong
     in_tune = sum(gold_part(g["title"], 0.5) == TUNE for g in gold)
     assert 0 < in_tune < 40
@@ -128,7 +129,7 @@ def test_report_part_never_weighs_the_functions():
 
 
 def test_manual_labels_override_every_rule():
-    cfg = LabelConfig(section_map={}, rules=(Rule("arrest", "crime", ("체포",)),))
+    cfg = LabelConfig(section_map={}, rules=(Rule(name="arrest", label="crime", patterns=("체포",)),))
     rows = corpus_rows([("절도범 체포", ""), ("날씨 맑음", "")])
     result = label_table(rows, [], cfg, manual={rows[0]["key"]: "other", rows[1]["key"]: "other"})
     assert [(r["label"], r["rule"]) for r in result.rows] == [("other", "manual"), ("other", "manual")]

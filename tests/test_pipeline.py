@@ -13,7 +13,7 @@ from pipeline.cli import UserError
 from pipeline.config import CONFIG_DIR, TfidfConfig, TrainConfig, load_config
 from pipeline.models import load_model
 from pipeline.models.tfidf import TfidfModel
-from pipeline.train import export, train
+from pipeline.train import export, run_training
 from tests.conftest import label_data_folder, offline_env
 
 CRIME_TITLE = "[속보] 경찰, '은평 일본도 살인' 가해자 구속영장 신청"
@@ -28,10 +28,11 @@ def run_env(data_dir, tmp_path_factory):
     labeled, removed = labeling.rows, labeling.n_gold
     cfg = load_config(TrainConfig, overrides={"models_dir": str(tmp / "models"), "experiment": "test",
                                               "audit_folds": 2})
-    result = train(TfidfModel(load_config(TfidfConfig, CONFIG_DIR / "tfidf.yaml")), labeled, gold, cfg)
-    result.configs = {"train": {"seed": cfg.seed}, "model": {"C": result.model.config.C}}
-    model_dir = export(result, cfg)
-    yield {"tmp": tmp, "result": result, "model_dir": model_dir, "labeled": labeled, "removed": removed, "cfg": cfg}
+    model = TfidfModel(load_config(TfidfConfig, CONFIG_DIR / "tfidf.yaml"))
+    result, model_dir = run_training(model, labeled, gold, cfg, configs={"train": {"seed": cfg.seed},
+                                                                         "model": {"C": model.config.C}})
+    yield {"tmp": tmp, "result": result, "model_dir": model_dir, "labeled": labeled, "removed": removed, "cfg": cfg,
+           "gold": gold}
     mp.undo()
 
 
@@ -80,8 +81,14 @@ def test_mlflow_run_logged_and_model_registered(run_env):
     assert run.data.tags["train_data_sha256"] == run_env["result"].data_info["train_data_sha256"]
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
     assert {"plots/gold_report_confusion_matrix.png", "plots/gold_tune_confusion_matrix.png"} <= artifacts
-    versions = client.search_model_versions("name='headline-topic-tfidf'")
-    assert versions and versions[0].run_id == run.info.run_id
+    versions = client.search_model_versions("name='headline-topic'")
+    assert versions and versions[0].run_id == run.info.run_id and versions[0].tags["model_kind"] == "tfidf"
+    # the run spans the training (it is opened before fit), and names what it learned from and was scored on
+    assert run.info.end_time - run.info.start_time >= 1000 * run_env["result"].metrics["train_seconds"]
+    inputs = {(d.dataset.name, d.tags[0].value) for d in run.inputs.dataset_inputs}
+    assert inputs == {("labeled", "training"), ("gold_tune", "evaluation"), ("gold_report", "evaluation")}
+    labeled = next(d.dataset for d in run.inputs.dataset_inputs if d.dataset.name == "labeled")
+    assert json.loads(labeled.profile)["num_rows"] == len(run_env["result"].rows)
 
 
 def test_model_round_trip(run_env):
@@ -177,6 +184,24 @@ def test_failed_run_keeps_previous_model(run_env, monkeypatch):
 
     monkeypatch.setattr(tracking, "log_result", boom)
     with pytest.raises(RuntimeError):
-        export(run_env["result"], run_env["cfg"])
+        export(run_env["result"], run_env["cfg"], run_env["result"].model.info["mlflow_run_id"])
     assert (run_env["model_dir"] / "model.json").read_bytes() == before
     assert not list(run_env["model_dir"].parent.glob(".staging-*"))
+
+
+class Diverging(TfidfModel):
+    def fit(self, *args, **kwargs):
+        raise RuntimeError("diverged")
+
+
+def test_failed_training_marks_its_run_failed_and_keeps_the_model(run_env):
+    import mlflow
+
+    before = (run_env["model_dir"] / "model.json").read_bytes()
+    with pytest.raises(RuntimeError, match="diverged"):
+        run_training(Diverging(TfidfConfig()), run_env["labeled"], run_env["gold"], run_env["cfg"])
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{run_env['tmp']}/mlflow.db")
+    experiment = client.get_experiment_by_name("test").experiment_id
+    newest = client.search_runs([experiment], order_by=["attributes.start_time DESC"], max_results=1)[0]
+    assert newest.info.status == "FAILED" and newest.data.tags["model_kind"] == "tfidf"
+    assert (run_env["model_dir"] / "model.json").read_bytes() == before

@@ -261,5 +261,5 @@ def test_numbers_and_one_syllable_morphemes_are_not_terms():
 def test_rule_seeds_are_the_plain_words_of_the_patterns_not_their_vetoes():
     from pipeline.propose import rule_seeds
 
-    rules = [Rule("crime_act", "crime", ("살인(?!적)|사기(?!업|를 ?(높|올))|불법 ?촬영", "보석 ?(청구|신청)|.{0,9}구형"))]
+    rules = [Rule(name="crime_act", label="crime", patterns=("살인(?!적)|사기(?!업|를 ?(높|올))|불법 ?촬영", "보석 ?(청구|신청)|.{0,9}구형"))]
     assert rule_seeds(rules) == ["살인", "사기", "불법촬영", "보석"]

@@ -5,8 +5,7 @@ import pytest
 from pipeline.audit import ISSUE_COLUMNS
 from pipeline.config import DataConfig
 from pipeline.io import read_csv, write_csv
-from pipeline.label import read_manual
-from pipeline.review import review
+from pipeline.review import read_manual, review
 
 
 @pytest.fixture

@@ -6,11 +6,10 @@ Kinds are imported lazily, so loading a TF-IDF model never imports torch or tran
 from __future__ import annotations
 
 import importlib
-import json
 from pathlib import Path
 
 from pipeline.cli import UserError
-from pipeline.models.base import META_FILE, TopicModel
+from pipeline.models.base import TopicModel, read_meta
 
 # kind -> "module:Class"
 KINDS = {
@@ -33,20 +32,6 @@ def new_model(kind: str, config_path: Path | None = None) -> TopicModel:
 
     cls = model_class(kind)
     return cls(load_config(cls.config_class(), config_path))
-
-
-def read_meta(model_dir: Path) -> dict:
-    """The self-description of a saved model directory; a clear error when it is not one."""
-    meta_path = Path(model_dir) / META_FILE
-    if not meta_path.is_file():
-        raise UserError(f"{model_dir} is not a saved model (no {META_FILE}); train one with `make train`")
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise UserError(f"{meta_path}: corrupt model description ({err})") from None
-    if not isinstance(meta, dict) or "kind" not in meta or "labels" not in meta:
-        raise UserError(f"{meta_path}: corrupt model description (needs kind and labels)")
-    return meta
 
 
 def load_model(model_dir: Path | str) -> TopicModel:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import platform
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -21,6 +22,22 @@ from pipeline.cli import UserError
 from pipeline.text import normalize_title
 
 META_FILE = "model.json"
+# per-epoch curves a kind may report while it trains: log(metrics, step); pipeline.tracking provides one
+EpochLog = Callable[[dict[str, float], int], None]
+
+
+@dataclass(frozen=True)
+class FitInputs:
+    """What a training step needs beyond its labeled rows, passed in by pipeline.train (kinds ignore
+    what they do not use): text to pretrain on, a teacher's soft targets (distillation), a curve logger."""
+
+    corpus: Sequence[str] = ()  # every headline we have (no gold), for kinds that pretrain on text
+    soft_titles: Sequence[str] = ()  # headlines the labels left out (no gold, no validation rows) ...
+    soft_targets: np.ndarray | None = None  # ... and a teacher's probabilities for them, in sorted label order
+    log: EpochLog | None = None
+
+
+NO_INPUTS = FitInputs()
 
 
 class TopicModel(ABC):
@@ -38,13 +55,10 @@ class TopicModel(ABC):
         self.calibration: dict | None = None  # pipeline.calibration parameters, fitted on held-out data
         self.threshold: float | None = None  # abstain below this best-topic score (pipeline.calibration)
         self.other_threshold: float | None = None  # the learned `other` class answers only from this score
-        self.corpus: list[str] = []  # every headline we have (no gold), for kinds that pretrain on text
-        self.unlabeled: list[str] = []  # headlines the labels left out (no gold, no validation rows)
-        self.teacher: TopicModel | None = None  # unfitted model whose predictions label `unlabeled`
 
     @abstractmethod
     def fit(self, titles: Sequence[str], labels: Sequence[str], seed: int = 0,
-            sample_weight: Sequence[float] | None = None) -> TopicModel:
+            sample_weight: Sequence[float] | None = None, inputs: FitInputs = NO_INPUTS) -> TopicModel:
         """Train on raw headlines and their topics; `seed` makes the run repeatable; `sample_weight`
         (e.g. the label model's confidence) scales each headline's say."""
 
@@ -69,37 +83,24 @@ class TopicModel(ABC):
         return [normalize_title(t).text for t in titles]
 
     def save(self, model_dir: Path) -> None:
-        from dataclasses import asdict
-
         model_dir.mkdir(parents=True, exist_ok=True)
         self._save_weights(model_dir)
-        meta = {
-            "kind": self.kind,
-            "labels": list(self.labels),
-            "config": asdict(self.config),
-            "metrics": self.metrics,
-            "info": self.info,
-            "calibration": self.calibration,
-            "abstain_threshold": self.threshold,
-            "other_threshold": self.other_threshold,
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "python": platform.python_version(),
-        }
+        meta = {"kind": self.kind, "labels": list(self.labels), "config": self.config.model_dump(mode="json"),
+                "metrics": self.metrics, "info": self.info, "calibration": self.calibration,
+                "abstain_threshold": self.threshold, "other_threshold": self.other_threshold,
+                "created": datetime.now(UTC).isoformat(timespec="seconds"), "python": platform.python_version()}
         (model_dir / META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
 
     @classmethod
     def load(cls, model_dir: Path) -> TopicModel:
-        from pipeline.config import from_dict
-        from pipeline.models import read_meta
+        from pipeline.config import validate
 
         meta = read_meta(model_dir)
         if meta["kind"] != cls.kind:
             raise UserError(f"{model_dir} holds a {meta['kind']} model, not {cls.kind}")
-        model = cls(from_dict(cls.config_class(), meta.get("config", {}), f"{model_dir}/{META_FILE}"), meta["labels"])
-        model.metrics = meta.get("metrics", {})
-        model.info = meta.get("info", {})
-        model.calibration = meta.get("calibration")
-        model.threshold = meta.get("abstain_threshold")
+        model = cls(validate(cls.config_class(), meta.get("config", {}), f"{model_dir}/{META_FILE}"), meta["labels"])
+        model.metrics, model.info = meta.get("metrics", {}), meta.get("info", {})
+        model.calibration, model.threshold = meta.get("calibration"), meta.get("abstain_threshold")
         model.other_threshold = meta.get("other_threshold")
         try:
             model._load_weights(model_dir)
@@ -110,3 +111,17 @@ class TopicModel(ABC):
     @classmethod
     @abstractmethod
     def config_class(cls) -> type: ...
+
+
+def read_meta(model_dir: Path) -> dict:
+    """The self-description of a saved model directory; a clear error when it is not one."""
+    meta_path = Path(model_dir) / META_FILE
+    if not meta_path.is_file():
+        raise UserError(f"{model_dir} is not a saved model (no {META_FILE}); train one with `make train`")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UserError(f"{meta_path}: corrupt model description ({err})") from None
+    if not isinstance(meta, dict) or "kind" not in meta or "labels" not in meta:
+        raise UserError(f"{meta_path}: corrupt model description (needs kind and labels)")
+    return meta

@@ -2,11 +2,9 @@
 
     python -m pipeline.train --model ensemble       (configs/ensemble.yaml; after the member kinds)
 
-The members are already-trained models (models/<kind>, trained on the same labeled table and split,
-which pipeline.train checks); they are passed in, never refitted here. `fit` runs on the *validation*
-split (their training rows would flatter them): it finds the weights of a linear pool of the members'
-calibrated probabilities that minimise log-loss. The ensemble then gets its own calibration and abstain
-thresholds like every kind. Saved: each member's model directory under members/, weights in model.json.
+The members are already-trained models (models/<kind>, same labeled table and split), never refitted
+here. `fit` runs on the *validation* split (their training rows would flatter them): it finds the
+linear-pool weights of the members' calibrated probabilities that minimise log-loss.
 """
 
 from __future__ import annotations
@@ -20,7 +18,7 @@ import numpy as np
 
 from pipeline.cli import UserError
 from pipeline.config import EnsembleConfig
-from pipeline.models.base import TopicModel
+from pipeline.models.base import NO_INPUTS, FitInputs, TopicModel
 
 MEMBERS_DIR = "members"
 
@@ -44,8 +42,9 @@ class EnsembleModel(TopicModel):
         return [m.predict_proba(titles)[:, [m.labels.index(label) for label in self.labels]] for m in self.members]
 
     def fit(self, titles: Sequence[str], labels: Sequence[str], seed: int = 0,
-            sample_weight: Sequence[float] | None = None) -> EnsembleModel:
+            sample_weight: Sequence[float] | None = None, inputs: FitInputs = NO_INPUTS) -> EnsembleModel:
         from scipy.optimize import minimize
+        from scipy.special import softmax
 
         if len(self.members) < 2:
             raise UserError("an ensemble needs at least two trained members")
@@ -57,13 +56,12 @@ class EnsembleModel(TopicModel):
         w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
 
         def loss(z: np.ndarray) -> float:  # weights through a softmax: positive, summing to one
-            weights = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
-            p = np.einsum("m,mnk->nk", weights, stacked)[np.arange(len(y)), y]
+            p = np.einsum("m,mnk->nk", softmax(z), stacked)[np.arange(len(y)), y]
             return float(-(w * np.log(np.clip(p, 1e-9, 1))).sum() / w.sum())
 
         z = minimize(loss, np.zeros(len(self.members)), method="Nelder-Mead",
                      options={"xatol": 1e-4, "fatol": 1e-7}).x
-        self.weights = (np.exp(z - z.max()) / np.exp(z - z.max()).sum()).round(6).tolist()
+        self.weights = softmax(z).round(6).tolist()
         self.info["weights"] = self.weights
         self.info["checkpoint"] = "+".join(f"{m.kind}:{m.info.get('checkpoint', 'none')}" for m in self.members)
         self.info["members"] = [{"kind": m.kind, "weight": wt, "mlflow_run_id": m.info.get("mlflow_run_id"),

@@ -1,137 +1,137 @@
-"""KoBERT-style transformer: the one module that imports torch and transformers.
+"""KoBERT-style transformer, trained with transformers' Trainer: the one module that imports torch and transformers.
 
-    python -m pipeline.train --model kobert        (configs/kobert.yaml)
+    python -m pipeline.train --model kobert                                  (configs/kobert.yaml; CPU or one GPU)
+    accelerate launch --num_processes 4 -m pipeline.train --model kobert     (4 GPUs, data parallel)
+    accelerate launch --cpu --num_processes 1 -m pipeline.train --model kobert
 
-Checkpoint: `checkpoint` (a Hub id such as skt/kobert-base-v1, or a local directory holding a BERT
-checkpoint and its spiece.model). When it cannot be loaded (no network, as here and in CI) and
-`offline_fallback` is on, the same kind of model is built locally: a SentencePiece tokenizer with
-KoBERT's vocabulary layout is trained on the unlabeled headlines, a small BERT is pretrained on them
-with masked-language modelling, and the result is cached under models/pretrained/ before fine-tuning.
-
-KoBERT's tokenizer traps are handled by one adapter (KoBertTokenizer), used for both paths:
-`[CLS] x [SEP]`, right padding, NFKC, all-zero token types, KoBERT's special ids
-([UNK]=0 [PAD]=1 [CLS]=2 [SEP]=3 [MASK]=4), and a check that inputs are not mostly [UNK]
-(the symptom of a vocabulary that does not match the checkpoint).
-
-Training is a plain PyTorch loop (no transformers Trainer), so nothing reports to any tracker on its
-own; pipeline.tracking logs the run like any other kind's.
+`checkpoint` is a Hub id (skt/kobert-base-v1) or a local directory with a BERT checkpoint and its
+spiece.model; when neither loads and `offline_fallback` is on, the same kind of model is built from our
+headlines (SentencePiece with KoBERT's layout, MLM pretraining) and cached under models/pretrained/.
+The Trainer does schedule, clipping, bf16, length grouping, padding and early stopping with the best
+epoch restored; written here are only the tokenizer conversion, two losses and the curve callback.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
-import math
-import random
-import shutil
 import sys
+import tempfile
 import time
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    DataCollatorForLanguageModeling,
+    DataCollatorWithPadding,
+    EarlyStoppingCallback,
+    PreTrainedTokenizerFast,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+)
+from transformers.utils import logging as hf_logging
 
-from pipeline import REPO_ROOT
 from pipeline.cli import UserError
 from pipeline.config import KobertConfig
-from pipeline.models.base import TopicModel
+from pipeline.models.base import NO_INPUTS, EpochLog, FitInputs, TopicModel
 
 SPIECE = "spiece.model"
 SPECIALS = ("[UNK]", "[PAD]", "[CLS]", "[SEP]", "[MASK]")  # ids 0..4, KoBERT's layout
 UNK, PAD, CLS, SEP, MASK = range(5)
-PRETRAINED_DIR = REPO_ROOT / "models" / "pretrained"
+
+hf_logging.disable_progress_bar()
 
 
-class KoBertTokenizer:
-    """SentencePiece model -> KoBERT-layout ids: [CLS] pieces [SEP], right-padded, token types 0."""
+def kobert_tokenizer(spiece_path: Path, max_length: int) -> PreTrainedTokenizerFast:
+    """KoBERT's SentencePiece vocabulary as a fast tokenizer (no protobuf conversion): the unigram pieces
+    and scores, NFKC, SentencePiece's word-boundary marker, `[CLS] x [SEP]`."""
+    import sentencepiece as spm
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
-    def __init__(self, spiece_path: Path | str):
-        import sentencepiece as spm
-
-        self.path = Path(spiece_path)
-        if not self.path.is_file():
-            raise UserError(f"tokenizer model not found: {self.path}")
-        self.sp = spm.SentencePieceProcessor(model_file=str(self.path))
-        pieces = [self.sp.id_to_piece(i) for i in range(len(SPECIALS))]
-        if tuple(pieces) != SPECIALS:
-            raise UserError(f"{self.path}: not a KoBERT-layout vocabulary (first ids {pieces}, want {list(SPECIALS)})")
-
-    @property
-    def vocab_size(self) -> int:
-        return self.sp.get_piece_size()
-
-    @classmethod
-    def train(cls, texts: Sequence[str], out_dir: Path, vocab_size: int) -> KoBertTokenizer:
-        """Train a SentencePiece unigram model whose ids 0..4 are KoBERT's special tokens."""
-        import sentencepiece as spm
-
-        out_dir.mkdir(parents=True, exist_ok=True)
-        spm.SentencePieceTrainer.train(
-            sentence_iterator=iter([unicodedata.normalize("NFKC", t) for t in texts]),
-            model_prefix=str(out_dir / "spiece"), vocab_size=vocab_size, model_type="unigram",
-            character_coverage=0.9995, unk_id=UNK, unk_piece="[UNK]", pad_id=PAD, pad_piece="[PAD]",
-            bos_id=CLS, bos_piece="[CLS]", eos_id=SEP, eos_piece="[SEP]", user_defined_symbols=["[MASK]"],
-            hard_vocab_limit=False, minloglevel=2, num_threads=2,
-        )
-        return cls(out_dir / SPIECE)
-
-    def ids(self, text: str, max_length: int) -> list[int]:
-        pieces = self.sp.encode(unicodedata.normalize("NFKC", text))
-        return [CLS, *pieces[: max_length - 2], SEP]
-
-    def __call__(self, texts: Sequence[str], max_length: int) -> dict[str, np.ndarray]:
-        """Batch encoding padded on the right to the longest item (dynamic padding)."""
-        return self.pad([self.ids(t, max_length) for t in texts])
-
-    @staticmethod
-    def pad(rows: Sequence[Sequence[int]]) -> dict[str, np.ndarray]:
-        """Already-encoded rows as one right-padded batch with all-zero token types."""
-        width = max(len(r) for r in rows)
-        input_ids = np.full((len(rows), width), PAD, dtype=np.int64)
-        for i, row in enumerate(rows):
-            input_ids[i, : len(row)] = row
-        return {"input_ids": input_ids, "attention_mask": (input_ids != PAD).astype(np.int64),
-                "token_type_ids": np.zeros_like(input_ids)}
-
-    def unk_share(self, texts: Sequence[str]) -> float:
-        ids = [i for t in texts for i in self.sp.encode(unicodedata.normalize("NFKC", t))]
-        return sum(i == UNK for i in ids) / max(len(ids), 1)
-
-    def save(self, out_dir: Path) -> None:
-        shutil.copyfile(self.path, out_dir / SPIECE)
+    if not spiece_path.is_file():
+        raise UserError(f"tokenizer model not found: {spiece_path}")
+    sp = spm.SentencePieceProcessor(model_file=str(spiece_path))
+    pieces = [sp.id_to_piece(i) for i in range(len(SPECIALS))]
+    if tuple(pieces) != SPECIALS:
+        raise UserError(f"{spiece_path}: not a KoBERT-layout vocabulary (first ids {pieces}, want {list(SPECIALS)})")
+    tok = Tokenizer(models.Unigram([(sp.id_to_piece(i), sp.get_score(i)) for i in range(sp.get_piece_size())], UNK))
+    tok.normalizer = normalizers.NFKC()
+    tok.pre_tokenizer, tok.decoder = pre_tokenizers.Metaspace(), decoders.Metaspace()
+    tok.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", special_tokens=[("[CLS]", CLS),
+                                                                                                 ("[SEP]", SEP)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=max_length, **dict(zip(
+        ("unk_token", "pad_token", "cls_token", "sep_token", "mask_token"), SPECIALS, strict=True)))
 
 
-def _torch_setup(seed: int):
-    import torch
-    from transformers.utils import logging as hf_logging
+def train_spiece(texts: Sequence[str], out_dir: Path, vocab_size: int) -> Path:
+    """A SentencePiece unigram model whose ids 0..4 are KoBERT's special tokens."""
+    import sentencepiece as spm
 
-    hf_logging.disable_progress_bar()
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
-    return torch, device, bf16
-
-
-def _length_batches(rows: Sequence[Sequence[int]], size: int, rng: random.Random, window: int = 50):
-    """Shuffled batches of similar length: padding to the batch's longest row costs ~40% on
-    headlines (random batches pad to ~30 pieces, the mean is ~17). Rows are sorted by length only
-    inside windows of `window` shuffled batches, and the batches are shuffled again."""
-    order = list(range(len(rows)))
-    rng.shuffle(order)
-    batches = []
-    for start in range(0, len(order), size * window):
-        chunk = sorted(order[start:start + size * window], key=lambda i: len(rows[i]))
-        batches += [chunk[i:i + size] for i in range(0, len(chunk), size)]
-    rng.shuffle(batches)
-    return batches
+    out_dir.mkdir(parents=True, exist_ok=True)
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter([unicodedata.normalize("NFKC", t) for t in texts]),
+        model_prefix=str(out_dir / "spiece"), vocab_size=vocab_size, model_type="unigram",
+        character_coverage=0.9995, unk_id=UNK, unk_piece="[UNK]", pad_id=PAD, pad_piece="[PAD]",
+        bos_id=CLS, bos_piece="[CLS]", eos_id=SEP, eos_piece="[SEP]", user_defined_symbols=["[MASK]"],
+        hard_vocab_limit=False, minloglevel=2, num_threads=2,
+    )
+    return out_dir / SPIECE
 
 
 def _log(message: str) -> None:
     print(f"  [kobert] {message}", file=sys.stderr, flush=True)
+
+
+class _Curves(TrainerCallback):
+    """Forwards the Trainer's per-epoch loss and evaluation metrics to the run's logger as `<phase>_<name>`."""
+
+    def __init__(self, phase: str, log: EpochLog | None):
+        self.phase, self.log = phase, log
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        values = {f"{self.phase}_{k}": float(v) for k, v in (logs or {}).items()
+                  if k in ("loss", "eval_loss", "eval_macro_f1")}
+        if values and self.log is not None:  # the Trainer prints them too
+            self.log(values, round(state.epoch or 0))
+
+
+class _SoftTargetTrainer(Trainer):
+    """Weighted soft-target cross-entropy: a one-hot row gives the usual (class- and confidence-weighted)
+    cross-entropy, a distilled row the teacher's whole distribution."""
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        targets, weight = inputs.pop("labels"), inputs.pop("weight")
+        outputs = model(**inputs)
+        loss = (-(targets * torch.log_softmax(outputs.logits.float(), -1)).sum(-1) * weight).mean()
+        return (loss, outputs) if return_outputs else loss
+
+
+class _MaskedOnlyTrainer(Trainer):
+    """MLM loss from vocabulary logits at the masked positions only (~6x fewer than every token's)."""
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        labels = inputs.pop("labels")
+        chosen = labels != -100
+        logits = model.cls(model.bert(**inputs).last_hidden_state[chosen]).float()
+        loss = torch.nn.functional.cross_entropy(logits, labels[chosen])
+        return (loss, {"logits": logits}) if return_outputs else loss
+
+
+def _args(out: str, c: KobertConfig, seed: int, epochs: int, lr: float, **extra) -> TrainingArguments:
+    """Trainer settings shared by pretraining and fine-tuning (one place for schedule, clipping, bf16)."""
+    return TrainingArguments(
+        output_dir=out, per_device_train_batch_size=c.batch_size, per_device_eval_batch_size=c.predict_batch_size,
+        num_train_epochs=epochs, learning_rate=lr, weight_decay=0.01, warmup_steps=0.1, lr_scheduler_type="cosine",
+        max_grad_norm=1.0, train_sampling_strategy="group_by_length", eval_strategy="epoch",
+        logging_strategy="epoch", seed=seed, data_seed=seed, report_to="none", disable_tqdm=True,
+        remove_unused_columns=False, dataloader_pin_memory=torch.cuda.is_available(),
+        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(), **extra)
 
 
 class KobertModel(TopicModel):
@@ -144,21 +144,16 @@ class KobertModel(TopicModel):
 
     def __init__(self, config: KobertConfig, labels: Sequence[str] = ()):
         super().__init__(config, labels)
-        self.tokenizer: KoBertTokenizer | None = None
+        self.tokenizer: PreTrainedTokenizerFast | None = None
         self.network = None
 
     # --- checkpoint ------------------------------------------------------------------------------
-    def _load_checkpoint(self, num_labels: int, seed: int):
+    def _load_checkpoint(self, num_labels: int, seed: int, inputs: FitInputs):
         """(tokenizer, classifier) from the configured checkpoint, or from the local offline build."""
-        from transformers import AutoModelForSequenceClassification
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
         c = self.config
         try:
             source = Path(c.checkpoint) if Path(c.checkpoint).is_dir() else _hub_snapshot(c.checkpoint)
-            tokenizer = KoBertTokenizer(source / SPIECE)
-            network = AutoModelForSequenceClassification.from_pretrained(str(source), num_labels=num_labels)
+            tokenizer = kobert_tokenizer(source / SPIECE, c.max_length)
             self.info["checkpoint"] = c.checkpoint
         except (OSError, ValueError, UserError) as err:
             if not c.offline_fallback:
@@ -167,216 +162,132 @@ class KobertModel(TopicModel):
             reason = str(err).splitlines()[0] if str(err) else type(err).__name__
             print(f"checkpoint {c.checkpoint} not available ({reason}); "
                   "building a KoBERT-style model locally", file=sys.stderr, flush=True)
-            source = self._local_pretrained()
-            tokenizer = KoBertTokenizer(source / SPIECE)
-            # an MLM checkpoint has no classifier head yet: transformers' report of that is expected noise
-            hf_logging.set_verbosity_error()
-            import torch
-
-            torch.manual_seed(seed)  # the new head starts the same whether or not the build was cached
-            network = AutoModelForSequenceClassification.from_pretrained(str(source), num_labels=num_labels)
+            source = self._local_pretrained(inputs)
+            tokenizer = AutoTokenizer.from_pretrained(str(source))
+            hf_logging.set_verbosity_error()  # an MLM checkpoint has no classifier head yet: expected, not news
             self.info["checkpoint"] = f"local:{source.name}"
-        if tokenizer.vocab_size != network.config.vocab_size:
-            raise UserError(f"tokenizer has {tokenizer.vocab_size} pieces but the checkpoint expects "
+        torch.manual_seed(seed)  # the new head starts the same whether or not the build was cached
+        network = AutoModelForSequenceClassification.from_pretrained(str(source), num_labels=num_labels)
+        if len(tokenizer) != network.config.vocab_size:
+            raise UserError(f"tokenizer has {len(tokenizer)} pieces but the checkpoint expects "
                             f"{network.config.vocab_size}: inputs would be garbage")
         return tokenizer, network
 
-    def _local_pretrained(self) -> Path:
+    def _local_pretrained(self, inputs: FitInputs) -> Path:
         """Tokenizer + MLM-pretrained small BERT on the headline corpus, cached by corpus and config."""
-        c = self.config
-        if not self.corpus:
-            raise UserError("offline KoBERT build needs a headline corpus (model.corpus)")
+        c, corpus = self.config, list(inputs.corpus)
+        if not corpus:
+            raise UserError("offline KoBERT build needs a headline corpus (FitInputs.corpus)")
         recipe = json.dumps({k: getattr(c, k) for k in ("vocab_size", "hidden_size", "layers", "heads",
                                                        "max_length", "pretrain_epochs", "pretrain_lr", "seed")})
-        digest = hashlib.sha256((recipe + "\n".join(self.corpus)).encode()).hexdigest()[:12]
-        out = Path(c.pretrained_dir) if Path(c.pretrained_dir).is_absolute() else REPO_ROOT / c.pretrained_dir
-        target = out / f"kobert-local-{digest}"
+        digest = hashlib.sha256((recipe + "\n".join(corpus)).encode()).hexdigest()[:12]
+        target = c.pretrained_dir / f"kobert-local-{digest}"
         if (target / "config.json").is_file():
             _log(f"using cached pretrained model {target}")
             return target
-        staging = out / f".staging-{digest}"
-        shutil.rmtree(staging, ignore_errors=True)
+        c.pretrained_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".staging-{digest}-", dir=c.pretrained_dir))
         start = time.perf_counter()
-        tokenizer = KoBertTokenizer.train(self.corpus, staging, c.vocab_size)
+        tokenizer = kobert_tokenizer(train_spiece(corpus, staging, c.vocab_size), c.max_length)
         self.info["tokenizer_seconds"] = round(time.perf_counter() - start, 1)
-        _log(f"tokenizer: {tokenizer.vocab_size} pieces in {self.info['tokenizer_seconds']} s")
+        _log(f"tokenizer: {len(tokenizer)} pieces in {self.info['tokenizer_seconds']} s")
         start = time.perf_counter()
-        self._pretrain(tokenizer).save_pretrained(str(staging))
+        self._pretrain(tokenizer, corpus, inputs.log).save_pretrained(str(staging))
+        tokenizer.save_pretrained(str(staging))
         self.info["pretrain_seconds"] = round(time.perf_counter() - start, 1)
         staging.rename(target)
         return target
 
-    def _pretrain(self, tokenizer: KoBertTokenizer):
+    def _pretrain(self, tokenizer: PreTrainedTokenizerFast, corpus: list[str], log: EpochLog | None):
         from transformers import BertConfig, BertForMaskedLM
 
         c = self.config
-        torch, device, bf16 = _torch_setup(c.seed)
-        bert = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=c.hidden_size, num_hidden_layers=c.layers,
+        torch.manual_seed(c.seed)
+        bert = BertConfig(vocab_size=len(tokenizer), hidden_size=c.hidden_size, num_hidden_layers=c.layers,
                           num_attention_heads=c.heads, intermediate_size=4 * c.hidden_size,
                           max_position_embeddings=max(64, c.max_length), pad_token_id=PAD, type_vocab_size=2)
-        model = BertForMaskedLM(bert).to(device)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=c.pretrain_lr, weight_decay=0.01)
-        steps = c.pretrain_epochs * math.ceil(len(self.corpus) / c.batch_size)
-        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, c.pretrain_lr, total_steps=max(steps, 1),
-                                                       pct_start=0.06)
-        rng = random.Random(c.seed)
-        encoded = [tokenizer.ids(t, c.max_length) for t in self.corpus]
-        model.train()
-        step = 0
-        for _ in range(c.pretrain_epochs):
-            for idx in _length_batches(encoded, c.batch_size, rng):
-                batch = tokenizer.pad([encoded[i] for i in idx])
-                inputs, labels = _mask_tokens(torch.tensor(batch["input_ids"]), tokenizer.vocab_size, c.mask_prob)
-                labels = labels.to(device)
-                chosen = labels != -100
-                mask = torch.tensor(batch["attention_mask"]).to(device)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                    hidden = model.bert(input_ids=inputs.to(device), attention_mask=mask).last_hidden_state
-                    # vocabulary logits for the masked positions only: ~6x cheaper than for every token
-                    logits = model.cls(hidden[chosen]).float()
-                loss = torch.nn.functional.cross_entropy(logits, labels[chosen])
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                optimizer.step()
-                schedule.step()
-                optimizer.zero_grad()
-                step += 1
-                if step % 100 == 0:
-                    _log(f"pretrain step {step}/{steps} loss {loss.item():.3f}")
-        return model
+        rows = [{"input_ids": ids} for ids in tokenizer(corpus, truncation=True)["input_ids"]]
+        held = max(1, min(2000, len(rows) // 50))  # a fixed slice for the validation MLM loss per epoch
+        with tempfile.TemporaryDirectory() as out:
+            trainer = _MaskedOnlyTrainer(
+                model=BertForMaskedLM(bert), args=_args(out, c, c.seed, c.pretrain_epochs, c.pretrain_lr,
+                                                        save_strategy="no", prediction_loss_only=True),
+                train_dataset=rows[held:], eval_dataset=rows[:held], callbacks=[_Curves("pretrain", log)],
+                data_collator=DataCollatorForLanguageModeling(tokenizer, mlm_probability=c.mask_prob))
+            trainer.train()
+        return trainer.model
 
     # --- fine-tuning -----------------------------------------------------------------------------
     def fit(self, titles: Sequence[str], labels: Sequence[str], seed: int = 0,
-            sample_weight: Sequence[float] | None = None) -> KobertModel:
+            sample_weight: Sequence[float] | None = None, inputs: FitInputs = NO_INPUTS) -> KobertModel:
         c = self.config
         self.labels = tuple(sorted(set(labels)))
-        distilled = self._distill(titles, labels, seed, sample_weight)  # first: a bad teacher fails fast
-        torch, device, bf16 = _torch_setup(seed)  # before loading: the new classifier head is seeded too
-        self.tokenizer, network = self._load_checkpoint(len(self.labels), seed)
-        torch.manual_seed(seed)  # the offline build consumed random numbers; fine-tuning starts the same either way
+        self.tokenizer, network = self._load_checkpoint(len(self.labels), seed, inputs)
         texts = self.texts(titles)
-        unk = self.tokenizer.unk_share(texts[:1000])
+        unk = self._unk_share(texts[:1000])
         if unk > 0.5:
             raise UserError(f"{unk:.0%} of input pieces are [UNK]: the tokenizer does not match the checkpoint")
-        y = np.array([self.labels.index(label) for label in labels])
-        rng = random.Random(seed)
-        held = set(rng.sample(range(len(texts)), k=max(1, int(len(texts) * c.early_stopping_fraction))))
-        fit_idx = [i for i in range(len(texts)) if i not in held]
-        held_idx = sorted(held)
-        # what each training row teaches: a target distribution (one-hot for labeled rows) and a weight
-        targets = np.eye(len(self.labels), dtype=np.float32)[y[fit_idx]]
-        row_w = np.ones(len(fit_idx)) if sample_weight is None else np.asarray(sample_weight, dtype=float)[fit_idx]
-        fit_texts = [texts[i] for i in fit_idx]
-        if distilled is not None:
-            fit_texts += distilled[0]
-            targets = np.concatenate([targets, distilled[1]])
-            row_w = np.concatenate([row_w, np.ones(len(distilled[0]))])
-        # balanced class weights, as the TF-IDF model: crime is rare
-        counts = np.bincount(y[fit_idx], minlength=len(self.labels))
-        class_w = len(fit_idx) / (len(self.labels) * np.maximum(counts, 1))
-        row_w = torch.tensor(row_w * (targets @ class_w), dtype=torch.float32)
-        targets = torch.tensor(targets)
-        encoded = [self.tokenizer.ids(t, c.max_length) for t in fit_texts]
-        network.to(device)
-        optimizer = torch.optim.AdamW(network.parameters(), lr=c.learning_rate, weight_decay=0.01)
-        steps = c.epochs * math.ceil(len(encoded) / c.batch_size)
-        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, c.learning_rate, total_steps=max(steps, 1),
-                                                       pct_start=0.1)
-        best, best_state, patience = -1.0, None, 0
+        # what each row teaches: a target distribution (one-hot for labeled rows) and a weight
+        targets = np.eye(len(self.labels), dtype=np.float32)[[self.labels.index(label) for label in labels]]
+        row_w = np.ones(len(texts)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+        counts = targets.sum(axis=0)  # balanced class weights, as the TF-IDF model: crime is rare
+        class_w = len(texts) / (len(self.labels) * np.maximum(counts, 1))
+        held = np.random.default_rng(seed).permutation(len(texts))[:max(1, int(len(texts) * c.early_stopping_fraction))]
+        fit = np.setdiff1d(np.arange(len(texts)), held)
+        if inputs.soft_targets is not None and len(inputs.soft_titles):
+            texts = texts + self.texts(inputs.soft_titles)
+            targets = np.concatenate([targets, np.asarray(inputs.soft_targets, dtype=np.float32)])
+            row_w = np.concatenate([row_w, np.ones(len(inputs.soft_titles))])
+            fit = np.concatenate([fit, np.arange(len(titles), len(texts))])
+        row_w = (row_w * (targets @ class_w)).astype(np.float32)
+        ids = self.tokenizer(texts, truncation=True)["input_ids"]
+        rows = [{"input_ids": ids[i], "labels": targets[i], "weight": row_w[i]} for i in range(len(texts))]
         start = time.perf_counter()
-        for epoch in range(c.epochs):
-            network.train()
-            for idx in _length_batches(encoded, c.batch_size, rng):
-                padded = self.tokenizer.pad([encoded[i] for i in idx])
-                batch = {k: torch.tensor(v).to(device) for k, v in padded.items()}
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                    logits = network(**batch).logits.float()
-                # soft-target cross-entropy: equals the weighted CE for one-hot rows
-                per_row = -(targets[idx].to(device) * torch.log_softmax(logits, dim=-1)).sum(dim=-1)
-                loss = (per_row * row_w[idx].to(device)).mean()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(network.parameters(), 1.0)
-                optimizer.step()
-                schedule.step()
-                optimizer.zero_grad()
-            self.network = network
-            score = _macro_f1(y[held_idx], self.predict_raw_texts([texts[i] for i in held_idx]).argmax(axis=1),
-                              len(self.labels))
-            _log(f"epoch {epoch + 1}/{c.epochs}: early-stopping macro-F1 {score:.3f} "
-                 f"({time.perf_counter() - start:.0f} s)")
-            if score > best:
-                best, patience = score, 0
-                best_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
-            else:
-                patience += 1
-                if patience >= c.patience:
-                    break
-        network.load_state_dict(best_state)
-        self.network = network.eval()
+        with tempfile.TemporaryDirectory() as out:
+            trainer = _SoftTargetTrainer(
+                model=network, train_dataset=[rows[i] for i in fit], eval_dataset=[rows[i] for i in held],
+                args=_args(out, c, seed, c.epochs, c.learning_rate, save_strategy="epoch", save_total_limit=1,
+                           save_only_model=True, load_best_model_at_end=True, metric_for_best_model="macro_f1"),
+                data_collator=DataCollatorWithPadding(self.tokenizer), compute_metrics=self._macro_f1,
+                callbacks=[EarlyStoppingCallback(c.patience), _Curves("finetune", inputs.log)])
+            trainer.train()
+        self.network = trainer.model.eval()
         self.info["finetune_seconds"] = round(time.perf_counter() - start, 1)
         return self
 
-    def _distill(self, titles: Sequence[str], labels: Sequence[str], seed: int,
-                 sample_weight: Sequence[float] | None) -> tuple[list[str], np.ndarray] | None:
-        """(texts, soft targets) for the headlines the labels left out, from a teacher fit on the same
-        training rows. The label model abstains on a third of the headlines (mixed sections, the newest
-        listings); a teacher of another kind (TF-IDF: characters and morphemes) labels them softly, so
-        the transformer also learns from that part of the distribution."""
-        c = self.config
-        if c.teacher == "none" or not self.unlabeled:
-            return None
-        if c.teacher == self.kind:
-            raise UserError(f"teacher must be another model kind than {self.kind}")
-        if self.teacher is None:
-            from pipeline.models import new_model
+    def _macro_f1(self, prediction) -> dict[str, float]:
+        from sklearn.metrics import f1_score
 
-            self.teacher = new_model(c.teacher)
-        start = time.perf_counter()
-        teacher = self.teacher.fit(titles, labels, seed=seed, sample_weight=sample_weight)
-        if set(teacher.labels) != set(self.labels):
-            raise UserError(f"teacher labels {teacher.labels} differ from {self.labels}")
-        soft = teacher.predict_raw(self.unlabeled)[:, [teacher.labels.index(label) for label in self.labels]]
-        self.info["teacher"] = {"kind": teacher.kind, "config": dataclasses.asdict(teacher.config),
-                                "unlabeled_rows": len(self.unlabeled)}
-        self.info["teacher_seconds"] = round(time.perf_counter() - start, 1)
-        _log(f"teacher {teacher.kind}: soft labels for {len(self.unlabeled)} unlabeled headlines "
-             f"in {self.info['teacher_seconds']} s")
-        return self.texts(self.unlabeled), soft.astype(np.float32)
+        truth, guess = prediction.label_ids.argmax(-1), prediction.predictions.argmax(-1)
+        return {"macro_f1": f1_score(truth, guess, labels=range(len(self.labels)), average="macro", zero_division=0)}
+
+    def _unk_share(self, texts: Sequence[str]) -> float:
+        ids = [i for row in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"] for i in row]
+        return sum(i == UNK for i in ids) / max(len(ids), 1)
 
     # --- inference -------------------------------------------------------------------------------
     def predict_raw(self, titles: Sequence[str]) -> np.ndarray:
-        return self.predict_raw_texts(self.texts(titles))
-
-    def predict_raw_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Batched inference; batches of similar length so dynamic padding stays short."""
-        import torch
-
         if self.network is None or self.tokenizer is None:
             raise RuntimeError("model is not fitted")
-        device = next(self.network.parameters()).device
-        encoded = [self.tokenizer.ids(t, self.config.max_length) for t in texts]
-        order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
+        texts = self.texts(titles)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
-        self.network.eval()
+        device = next(self.network.parameters()).device
         with torch.inference_mode():
             for start in range(0, len(order), self.config.predict_batch_size):
                 idx = order[start:start + self.config.predict_batch_size]
-                batch = self.tokenizer.pad([encoded[i] for i in idx])
-                logits = self.network(**{k: torch.tensor(v).to(device) for k, v in batch.items()}).logits
-                out[idx] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+                batch = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True, return_tensors="pt")
+                out[idx] = torch.softmax(self.network(**batch.to(device)).logits.float(), dim=-1).cpu().numpy()
         return out
 
     # --- persistence -----------------------------------------------------------------------------
     def _save_weights(self, model_dir: Path) -> None:
         self.network.save_pretrained(str(model_dir / "hf"))
-        self.tokenizer.save(model_dir)
+        self.tokenizer.save_pretrained(str(model_dir / "hf"))
 
     def _load_weights(self, model_dir: Path) -> None:
-        from transformers import AutoModelForSequenceClassification
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-        self.tokenizer = KoBertTokenizer(model_dir / SPIECE)
+        self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir / "hf"))
         self.network = AutoModelForSequenceClassification.from_pretrained(str(model_dir / "hf")).eval()
 
 
@@ -401,29 +312,3 @@ def _hub_snapshot(repo_id: str) -> Path:
     except OSError as err:
         raise OSError(f"{endpoint.hostname} unreachable: {err}") from None
     return Path(snapshot_download(repo_id, allow_patterns=files))
-
-
-def _mask_tokens(input_ids, vocab_size: int, prob: float):
-    """BERT masking: choose `prob` of real tokens; 80% -> [MASK], 10% -> random, 10% kept."""
-    import torch
-
-    labels = input_ids.clone()
-    special = input_ids < len(SPECIALS)
-    chosen = (torch.rand(input_ids.shape) < prob) & ~special
-    labels[~chosen] = -100
-    inputs = input_ids.clone()
-    to_mask = chosen & (torch.rand(input_ids.shape) < 0.8)
-    inputs[to_mask] = MASK
-    to_random = chosen & ~to_mask & (torch.rand(input_ids.shape) < 0.5)
-    inputs[to_random] = torch.randint(len(SPECIALS), vocab_size, input_ids.shape)[to_random]
-    return inputs, labels
-
-
-def _macro_f1(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> float:
-    scores = []
-    for c in range(k):
-        tp = np.sum((y_pred == c) & (y_true == c))
-        fp = np.sum((y_pred == c) & (y_true != c))
-        fn = np.sum((y_pred != c) & (y_true == c))
-        scores.append(2 * tp / max(2 * tp + fp + fn, 1))
-    return float(np.mean(scores))

@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from pipeline.config import TfidfConfig
-from pipeline.models.base import TopicModel
+from pipeline.models.base import NO_INPUTS, FitInputs, TopicModel
 
 WEIGHTS_FILE = "sklearn_pipeline.pkl"
 # Content morphemes only: nouns, verbs, adjectives, adverbs, foreign words, hanja, numbers.
@@ -74,7 +74,7 @@ class TfidfModel(TopicModel):
         return Pipeline([("features", FeatureUnion(blocks)), ("clf", classifier)])
 
     def fit(self, titles: Sequence[str], labels: Sequence[str], seed: int = 0,
-            sample_weight: Sequence[float] | None = None) -> TfidfModel:
+            sample_weight: Sequence[float] | None = None, inputs: FitInputs = NO_INPUTS) -> TfidfModel:
         weights = {} if sample_weight is None else {"clf__sample_weight": np.asarray(sample_weight, dtype=float)}
         self.pipeline = self._build(seed).fit(self.texts(titles), list(labels), **weights)
         self.labels = tuple(self.pipeline.classes_)
