@@ -267,14 +267,14 @@ def main() -> None:
     if args.label not in model.labels:
         raise UserError(f"model {model_dir} has no {args.label!r} class (labels: {', '.join(model.labels)})")
 
-    from pipeline.models.tfidf import KiwiMorphemes  # imports scikit-learn: not on the error paths above
+    from pipeline.models.tfidf import kiwi, morphemes
 
     print(f"scoring {len(pool)} headlines with the {model.kind} model {model_dir} ...", flush=True)
     proba = model.predict_proba([r["title"] for r in pool])[:, model.labels.index(args.label)]
     labeler = Labeler(label_cfg)
     covered = [any(label == args.label and not name.startswith("section:")
                    for name, label in labeler.votes(r["text"], r["section"])) for r in pool]
-    morphemes = KiwiMorphemes().transform([r["text"] for r in pool])
+    morphemes = morphemes([r["text"] for r in pool])
     rules = [r for r in label_cfg.rules if r.label == args.label]
     known = rule_regex(rules)
     proposals = propose_terms([r["title"] for r in pool], morphemes, proba, covered, args.min_count,
@@ -293,7 +293,7 @@ def main() -> None:
     sets = [set(m.split()) for m in morphemes]  # unigrams: Kiwi neighbours are single morphemes
     n_all, n_in_target = count_terms(sets), count_terms(sets, target)
     if args.neighbours and heads:
-        found = neighbours(KiwiMorphemes._analyser(), heads, n_all, n_in_target, args.neighbours, known)
+        found = neighbours(kiwi(), heads, n_all, n_in_target, args.neighbours, known)
         print("\nneighbours (to check by hand)")
         print(format_neighbours(found) if found else "(Kiwi knows none of these terms)")
     if args.seed_neighbours:
@@ -302,7 +302,7 @@ def main() -> None:
         for row, terms, keep in zip(pool, sets, uncovered, strict=True):
             for term in terms if keep else ():
                 examples.setdefault(term, row["title"])
-        found = neighbours(KiwiMorphemes._analyser(), rule_seeds(rules), n_all, n_in_target, max(args.neighbours, 1),
+        found = neighbours(kiwi(), rule_seeds(rules), n_all, n_in_target, max(args.neighbours, 1),
                            known, count_terms(sets, uncovered), examples)
         # what a person can accept: words the rules miss that the pool actually uses, most used first
         found = sorted((f for f in found if f.n_uncovered and not f.matched), key=lambda f: -f.n_uncovered)

@@ -110,7 +110,7 @@ def test_predict_cli_answers_crime_without_heavy_imports(run_env):
     assert result["label"] == "crime" and set(result["scores"]) == set(TOPICS)
     assert result["confidence"] == max(result["scores"].values())
     imported = {line.split("|")[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if "|" in line}
-    assert not imported & {"torch", "transformers", "mlflow"}
+    assert not imported & {"torch", "transformers", "mlflow", "sklearn", "scipy"}
 
 
 def test_predict_cli_plain_output(run_env):

@@ -172,11 +172,11 @@ def test_neighbours_are_nouns_and_verbs_with_pool_counts():
 
 
 def test_similar_morphemes_with_the_real_kiwi():
-    from pipeline.models.tfidf import KiwiMorphemes
+    from pipeline.models.tfidf import kiwi
 
-    found = similar_morphemes(KiwiMorphemes._analyser(), "훔치", 3)
+    found = similar_morphemes(kiwi(), "훔치", 3)
     assert 0 < len(found) <= 3 and all(tag.startswith(("NN", "VV")) for _, tag, _ in found)
-    assert similar_morphemes(KiwiMorphemes._analyser(), "없는말xyz", 3) == []
+    assert similar_morphemes(kiwi(), "없는말xyz", 3) == []
 
 
 def test_provenance_names_command_model_run_and_date():

@@ -1,48 +1,123 @@
-"""TF-IDF baseline: character n-grams + Kiwi morpheme n-grams -> logistic regression.
+"""TF-IDF baseline: character n-grams (+ Kiwi morpheme n-grams, when configured) -> logistic regression.
 
-Hyper-parameters: configs/tfidf.yaml (defaults: pipeline.config.TfidfConfig). The fitted scikit-learn
-pipeline is pickled into the model directory (plain pickle: joblib.load of the same object is ~1 s
-slower, which a one-headline `predict` would pay on every call).
+Hyper-parameters: TfidfConfig (pipeline/config.py). scikit-learn fits it; what is saved and what predicts
+is the fitted model as plain arrays (vocabularies, idf, coefficients) applied with numpy (`Lean`): the
+same probabilities without importing scikit-learn, and no pickle, so loading a model runs no code.
 """
 
 from __future__ import annotations
 
-import pickle
+import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin
 
 from pipeline.config import TfidfConfig
 from pipeline.models.base import NO_INPUTS, FitInputs, TopicModel
 
-WEIGHTS_FILE = "sklearn_pipeline.pkl"
+WEIGHTS_FILE = "tfidf.npz"
 # Content morphemes only: nouns, verbs, adjectives, adverbs, foreign words, hanja, numbers.
 _KEEP_TAGS = ("NN", "VV", "VA", "MAG", "SL", "SH", "SN", "XR")
+_SPACES = re.compile(r"\s\s+")  # scikit-learn's char_wb whitespace rule
+_kiwi = None  # one analyser per process, built on first use (loading it takes ~1 s)
 
 
-class KiwiMorphemes(BaseEstimator, TransformerMixin):
+def kiwi():
+    global _kiwi
+    if _kiwi is None:
+        from kiwipiepy import Kiwi
+
+        # typo/multi-word dictionaries add load time and nothing for edited headlines
+        _kiwi = Kiwi(load_typo_dict=False, load_multi_dict=False)
+    return _kiwi
+
+
+def morphemes(texts: Sequence[str]) -> list[str]:
     """Headlines -> space-joined content morphemes ("경찰 구속 영장 신청"), batched through Kiwi."""
+    return [" ".join(t.form for t in tokens if t.tag.startswith(_KEEP_TAGS)) for tokens in kiwi().tokenize(list(texts))]
 
-    _kiwi = None  # one analyser per process, built on first use (loading it takes ~1 s)
 
-    def fit(self, texts, y=None):
-        return self
+def char_ngrams(text: str, lo: int, hi: int) -> list[str]:
+    """scikit-learn's `char_wb` analyzer (lowercased, n-grams inside space-padded words), reimplemented so
+    prediction needs no scikit-learn; tests check both give the same features."""
+    out = []
+    for word in _SPACES.sub(" ", text.lower()).split():
+        word = f" {word} "
+        for n in range(lo, hi + 1):
+            out += [word[i:i + n] for i in range(max(len(word) - n + 1, 1))]
+            if len(word) <= n:  # a short word counts once, as scikit-learn does
+                break
+    return out
 
-    def transform(self, texts) -> list[str]:
-        kiwi = KiwiMorphemes._analyser()
-        return [" ".join(t.form for t in tokens if t.tag.startswith(_KEEP_TAGS))
-                for tokens in kiwi.tokenize(list(texts))]
 
-    @staticmethod
-    def _analyser():
-        if KiwiMorphemes._kiwi is None:
-            from kiwipiepy import Kiwi
+def word_ngrams(text: str, hi: int) -> list[str]:
+    """scikit-learn's `word` analyzer with token_pattern \\S+, no lowercasing, n-grams 1..hi."""
+    tokens = text.split()
+    return [" ".join(tokens[i:i + n]) for n in range(1, hi + 1) for i in range(len(tokens) - n + 1)]
 
-            # typo/multi-word dictionaries add load time and nothing for edited headlines
-            KiwiMorphemes._kiwi = Kiwi(load_typo_dict=False, load_multi_dict=False)
-        return KiwiMorphemes._kiwi
+
+class Lean:
+    """A fitted TF-IDF + logistic-regression model as arrays: one vocabulary and idf per feature block,
+    sublinear tf, l2 norm per block, then softmax(X W^T + b)."""
+
+    def __init__(self, blocks: list[tuple[dict[str, int], np.ndarray]], coef: np.ndarray, intercept: np.ndarray,
+                 config: TfidfConfig):
+        self.blocks, self.coef, self.intercept, self.config = blocks, coef, intercept, config
+        self.offsets = np.cumsum([0] + [len(idf) for _, idf in blocks])
+
+    @classmethod
+    def from_pipeline(cls, pipeline, config: TfidfConfig) -> Lean:
+        vectorizers = [t if hasattr(t, "idf_") else t.steps[-1][1] for _, t in pipeline.named_steps["features"]
+                       .transformer_list]
+        blocks = [({term: int(i) for term, i in v.vocabulary_.items()}, v.idf_.astype(np.float64)) for v in vectorizers]
+        coef, intercept = pipeline.named_steps["clf"].coef_, pipeline.named_steps["clf"].intercept_
+        if len(coef) == 1:  # two classes: scikit-learn's sigmoid is the softmax of (-z/2, z/2)
+            coef, intercept = np.vstack([-coef / 2, coef / 2]), np.hstack([-intercept / 2, intercept / 2])
+        return cls(blocks, coef.astype(np.float64), intercept.astype(np.float64), config)
+
+    def features(self, texts: Sequence[str]) -> list[list[list[str]]]:
+        """Per headline, the terms of each block."""
+        c = self.config
+        chars = [char_ngrams(t, c.char_ngram_min, c.char_ngram_max) for t in texts]
+        if len(self.blocks) == 1:
+            return [[g] for g in chars]
+        return [[g, word_ngrams(m, c.morph_ngram_max)] for g, m in zip(chars, morphemes(texts), strict=True)]
+
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.tile(self.intercept, (len(texts), 1))
+        for row, terms_by_block in enumerate(self.features(texts)):
+            for (vocab, idf), offset, terms in zip(self.blocks, self.offsets, terms_by_block, strict=False):
+                ids = [i for i in map(vocab.get, terms) if i is not None]
+                if not ids:
+                    continue
+                cols, counts = np.unique(ids, return_counts=True)
+                weights = (1 + np.log(counts) if self.config.sublinear_tf else counts) * idf[cols]
+                out[row] += self.coef[:, offset + cols] @ (weights / math.sqrt(weights @ weights))
+        return out
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        z = self.logits(texts)
+        z = np.exp(z - z.max(axis=1, keepdims=True))
+        return z / z.sum(axis=1, keepdims=True)
+
+    def save(self, path: Path) -> None:
+        arrays = {"coef": self.coef, "intercept": self.intercept}
+        for k, (vocab, idf) in enumerate(self.blocks):
+            terms = sorted(vocab, key=vocab.get)  # the column order
+            arrays[f"terms{k}"] = np.frombuffer("\0".join(terms).encode("utf-8"), dtype=np.uint8)
+            arrays[f"idf{k}"] = idf
+        np.savez(path, **arrays)
+
+    @classmethod
+    def load(cls, path: Path, config: TfidfConfig) -> Lean:
+        with np.load(path, allow_pickle=False) as npz:  # plain arrays: nothing in the file can run code
+            blocks = []
+            for k in range(sum(name.startswith("terms") for name in npz.files)):
+                terms = npz[f"terms{k}"].tobytes().decode("utf-8").split("\0")
+                blocks.append((dict(zip(terms, range(len(terms)), strict=True)), npz[f"idf{k}"]))
+            return cls(blocks, npz["coef"], npz["intercept"], config)
 
 
 class TfidfModel(TopicModel):
@@ -54,12 +129,14 @@ class TfidfModel(TopicModel):
 
     def __init__(self, config: TfidfConfig, labels: Sequence[str] = ()):
         super().__init__(config, labels)
-        self.pipeline = None
+        self.pipeline = None  # the fitted scikit-learn pipeline, in the training process only
+        self.lean: Lean | None = None
 
     def _build(self, seed: int):
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import FeatureUnion, Pipeline
+        from sklearn.preprocessing import FunctionTransformer
 
         c = self.config
         blocks = [("char", TfidfVectorizer(analyzer="char_wb", ngram_range=(c.char_ngram_min, c.char_ngram_max),
@@ -69,7 +146,7 @@ class TfidfModel(TopicModel):
             words = TfidfVectorizer(analyzer="word", token_pattern=r"\S+", lowercase=False,
                                     ngram_range=(1, c.morph_ngram_max), min_df=c.min_df,
                                     max_features=c.max_features, sublinear_tf=c.sublinear_tf, dtype=np.float32)
-            blocks.append(("morph", Pipeline([("kiwi", KiwiMorphemes()), ("tfidf", words)])))
+            blocks.append(("morph", Pipeline([("kiwi", FunctionTransformer(morphemes)), ("tfidf", words)])))
         classifier = LogisticRegression(C=c.C, class_weight=c.class_weight, max_iter=c.max_iter, random_state=seed)
         return Pipeline([("features", FeatureUnion(blocks)), ("clf", classifier)])
 
@@ -78,18 +155,21 @@ class TfidfModel(TopicModel):
         weights = {} if sample_weight is None else {"clf__sample_weight": np.asarray(sample_weight, dtype=float)}
         self.pipeline = self._build(seed).fit(self.texts(titles), list(labels), **weights)
         self.labels = tuple(self.pipeline.classes_)
+        self.lean = Lean.from_pipeline(self.pipeline, self.config)
         return self
 
     def predict_raw(self, titles: Sequence[str]) -> np.ndarray:
-        if self.pipeline is None:
+        if self.lean is None:
             raise RuntimeError("model is not fitted")
-        return self.pipeline.predict_proba(self.texts(titles))
+        return self.lean.predict_proba(self.texts(titles))
 
     def _save_weights(self, model_dir: Path) -> None:
-        with (model_dir / WEIGHTS_FILE).open("wb") as fh:
-            pickle.dump(self.pipeline, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        self.lean.save(model_dir / WEIGHTS_FILE)
 
     def _load_weights(self, model_dir: Path) -> None:
-        with (model_dir / WEIGHTS_FILE).open("rb") as fh:
-            self.pipeline = pickle.load(fh)
-        self.labels = tuple(self.pipeline.classes_)
+        if not (model_dir / WEIGHTS_FILE).is_file() and (model_dir / "sklearn_pipeline.pkl").is_file():
+            raise ValueError("saved as a pickle by an older version, which is no longer loaded: retrain it "
+                             "(make train-tfidf)")
+        self.lean = Lean.load(model_dir / WEIGHTS_FILE, self.config)
+        if self.lean.coef.shape[0] != len(self.labels):
+            raise ValueError(f"{self.lean.coef.shape[0]} coefficient rows for {len(self.labels)} labels")
