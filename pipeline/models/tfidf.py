@@ -7,9 +7,9 @@ same probabilities without importing scikit-learn, and no pickle, so loading a m
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -78,23 +78,28 @@ class Lean:
         return cls(blocks, coef.astype(np.float64), intercept.astype(np.float64), config)
 
     def features(self, texts: Sequence[str]) -> list[list[list[str]]]:
-        """Per headline, the terms of each block."""
+        """Per block, the terms of each headline."""
         c = self.config
-        chars = [char_ngrams(t, c.char_ngram_min, c.char_ngram_max) for t in texts]
-        if len(self.blocks) == 1:
-            return [[g] for g in chars]
-        return [[g, word_ngrams(m, c.morph_ngram_max)] for g, m in zip(chars, morphemes(texts), strict=True)]
+        blocks = [[char_ngrams(t, c.char_ngram_min, c.char_ngram_max) for t in texts]]
+        if len(self.blocks) > 1:
+            blocks.append([word_ngrams(m, c.morph_ngram_max) for m in morphemes(texts)])
+        return blocks
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
+        """Sparse TF-IDF rows times the coefficients, one numpy pass per block over the whole batch."""
         out = np.tile(self.intercept, (len(texts), 1))
-        for row, terms_by_block in enumerate(self.features(texts)):
-            for (vocab, idf), offset, terms in zip(self.blocks, self.offsets, terms_by_block, strict=False):
-                ids = [i for i in map(vocab.get, terms) if i is not None]
-                if not ids:
-                    continue
-                cols, counts = np.unique(ids, return_counts=True)
-                weights = (1 + np.log(counts) if self.config.sublinear_tf else counts) * idf[cols]
-                out[row] += self.coef[:, offset + cols] @ (weights / math.sqrt(weights @ weights))
+        for (vocab, idf), offset, terms in zip(self.blocks, self.offsets, self.features(texts), strict=False):
+            ids = [[i for i in map(vocab.get, row) if i is not None] for row in terms]
+            rows = np.repeat(np.arange(len(ids)), [len(i) for i in ids])
+            if not len(rows):
+                continue
+            cols = np.fromiter(chain.from_iterable(ids), dtype=np.int64, count=len(rows))
+            keys, counts = np.unique(rows * len(idf) + cols, return_counts=True)  # sorted by row
+            row, col = np.divmod(keys, len(idf))
+            weight = (1 + np.log(counts) if self.config.sublinear_tf else counts) * idf[col]
+            weight /= np.sqrt(np.bincount(row, weight * weight))[row]  # l2 norm per headline and block
+            starts = np.flatnonzero(np.r_[True, row[1:] != row[:-1]])
+            out[row[starts]] += np.add.reduceat(self.coef[:, offset + col].T * weight[:, None], starts)
         return out
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
@@ -106,7 +111,7 @@ class Lean:
         arrays = {"coef": self.coef, "intercept": self.intercept}
         for k, (vocab, idf) in enumerate(self.blocks):
             terms = sorted(vocab, key=vocab.get)  # the column order
-            arrays[f"terms{k}"] = np.frombuffer("\0".join(terms).encode("utf-8"), dtype=np.uint8)
+            arrays[f"terms{k}"] = _joined(terms)
             arrays[f"idf{k}"] = idf
         np.savez(path, **arrays)
 
@@ -115,9 +120,18 @@ class Lean:
         with np.load(path, allow_pickle=False) as npz:  # plain arrays: nothing in the file can run code
             blocks = []
             for k in range(sum(name.startswith("terms") for name in npz.files)):
-                terms = npz[f"terms{k}"].tobytes().decode("utf-8").split("\0")
+                terms = _split(npz[f"terms{k}"])
                 blocks.append((dict(zip(terms, range(len(terms)), strict=True)), npz[f"idf{k}"]))
             return cls(blocks, npz["coef"], npz["intercept"], config)
+
+
+def _joined(strings: list[str]) -> np.ndarray:
+    """Strings as one NUL-separated UTF-8 byte array: loads without pickle, splits in milliseconds."""
+    return np.frombuffer("\0".join(strings).encode("utf-8"), dtype=np.uint8)
+
+
+def _split(array: np.ndarray) -> list[str]:
+    return array.tobytes().decode("utf-8").split("\0")
 
 
 class TfidfModel(TopicModel):
