@@ -139,6 +139,9 @@ class KobertConfig(Config):
     patience: int = Field(2, ge=1)  # epochs without early-stopping macro-F1 gain before stopping
     early_stopping_fraction: float = Field(0.1, gt=0, lt=0.5)  # training rows held out for early stopping
     predict_batch_size: int = Field(128, ge=1)
+    # Prediction runs an ONNX graph (no torch). Dynamic int8 was 25% faster (1,004 vs 806 headlines/s) but
+    # cost 0.008 macro-F1 on the gold tune part (0.943 -> 0.935; held-out training rows had shown 0.002)
+    int8: bool = False
     seed: int = 13
 
 

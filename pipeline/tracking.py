@@ -118,9 +118,9 @@ def _reliability_figure(curves: dict[str, list], title: str):
 def _pip_requirements(kind: str) -> list[str]:
     from importlib.metadata import version
 
-    packages = ["scikit-learn", "numpy", "kiwipiepy", "kiwipiepy-model", "joblib", "pandas"]
+    packages = ["numpy", "pandas", "pydantic", "kiwipiepy", "kiwipiepy-model"]  # what loading a model imports
     if kind != "tfidf":
-        packages += ["torch", "transformers", "sentencepiece"]
+        packages += ["onnxruntime", "tokenizers"]
     return [f"{p}=={version(p)}" for p in packages]
 
 

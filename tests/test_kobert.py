@@ -132,7 +132,8 @@ def tiny_run(data_dir, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("kobert")
     mp = offline_env(data_dir, tmp)
     labeling, gold = label_data_folder()
-    cfg = load_config(KobertConfig, overrides={**TINY, "pretrained_dir": str(tmp / "pretrained")})
+    # int8 on: the quantised graph is exported and weighed too (the registry fixture covers the fp32 default)
+    cfg = load_config(KobertConfig, overrides={**TINY, "pretrained_dir": str(tmp / "pretrained"), "int8": True})
     model = Recording(cfg)
     train_cfg = load_config(TrainConfig, overrides={"audit_folds": 0, "models_dir": str(tmp / "models")})
     teacher = TfidfModel(load_config(TfidfConfig, CONFIG_DIR / "tfidf.yaml"))
@@ -166,14 +167,30 @@ def test_run_draws_per_epoch_curves_for_pretraining_and_fine_tuning(tiny_run):
     assert len(client.get_metric_history(run_id, "finetune_eval_macro_f1")) >= 2
 
 
-def test_saved_kobert_predicts_through_the_cli(tiny_run):
+def test_saved_kobert_predicts_through_the_cli_without_torch(tiny_run):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, "-m", "pipeline.predict", "--model", str(tiny_run["tmp"] / "model"),
-                           "--json", "--no-abstain", "프로야구 LG, 두산에 역전승"], cwd=REPO_ROOT, capture_output=True,
-                          text=True, timeout=120, env=env)
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "pipeline.predict", "--model",
+                           str(tiny_run["tmp"] / "model"), "--json", "--no-abstain", "프로야구 LG, 두산에 역전승"],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["label"] in TOPICS and set(out["scores"]) == set(TOPICS)
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if "|" in line}
+    assert "onnxruntime" in imported and not imported & {"torch", "transformers", "sklearn", "mlflow"}
+
+
+def test_onnx_graph_gives_the_trained_networks_probabilities(tiny_run):
+    from pipeline.models.onnx import OnnxKobert
+
+    model = tiny_run["model"]
+    titles = [r["title"] for r in make_ynat_rows(per_template=20)][:300]
+    assert len(titles) == 300
+    exported = model.info["onnx"]
+    assert {"fp32", "int8"} <= set(exported) and exported["fp32"]["max_abs_diff_vs_torch"] <= 1e-3
+    loaded = load_model(tiny_run["tmp"] / "model")
+    assert isinstance(loaded, OnnxKobert)
+    diff = np.abs(loaded.predict_raw(titles) - model.torch_proba(model.texts(titles))).max()
+    assert diff <= (1e-3 if exported["graph"] == "fp32" else 0.05), exported
 
 
 def test_round_trip_gives_same_probabilities(tiny_run):

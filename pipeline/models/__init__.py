@@ -1,6 +1,6 @@
 """Model kinds behind one interface (pipeline.models.base.TopicModel).
 
-Kinds are imported lazily, so loading a TF-IDF model never imports torch or transformers.
+Kinds are imported lazily; a saved model loads through its PREDICTORS entry, so predicting never imports torch.
 """
 
 from __future__ import annotations
@@ -19,10 +19,14 @@ KINDS = {
 }
 
 
-def model_class(kind: str) -> type[TopicModel]:
-    if kind not in KINDS:
-        raise UserError(f"unknown model kind {kind!r} (kinds: {', '.join(KINDS)})")
-    module, name = KINDS[kind].split(":")
+# what a saved directory loads as, when prediction needs lighter code than training: no torch for the transformer
+PREDICTORS = {**KINDS, "kobert": "pipeline.models.onnx:OnnxKobert"}
+
+
+def model_class(kind: str, table: dict[str, str] = KINDS) -> type[TopicModel]:
+    if kind not in table:
+        raise UserError(f"unknown model kind {kind!r} (kinds: {', '.join(table)})")
+    module, name = table[kind].split(":")
     return getattr(importlib.import_module(module), name)
 
 
@@ -35,5 +39,6 @@ def new_model(kind: str, config_path: Path | None = None) -> TopicModel:
 
 
 def load_model(model_dir: Path | str) -> TopicModel:
+    """A saved model, ready to predict (through its kind's light predictor where it has one)."""
     model_dir = Path(model_dir)
-    return model_class(read_meta(model_dir)["kind"]).load(model_dir)
+    return model_class(read_meta(model_dir)["kind"], PREDICTORS).load(model_dir)

@@ -1,0 +1,75 @@
+"""Transformer prediction without torch: the exported ONNX graph run by ONNX Runtime, tokenized by `tokenizers`.
+
+pipeline.models.kobert exports the graph when it trains (and scores with it, so every reported metric is this
+path's); `load_model` gives a saved transformer directory to OnnxKobert, so `predict` never imports torch.
+"""
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.cli import UserError
+from pipeline.config import KobertConfig
+from pipeline.models.base import NO_INPUTS, FitInputs, TopicModel
+
+GRAPH_FILE = "model.onnx"
+PAD = 1  # KoBERT's [PAD] id (pipeline.models.kobert.SPECIALS)
+
+
+class OnnxRunner:
+    """Batched class probabilities from an ONNX graph with inputs input_ids, attention_mask and output logits."""
+
+    def __init__(self, graph: bytes | Path, tokenizer_json: str, max_length: int, batch_size: int):
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self.session = ort.InferenceSession(graph if isinstance(graph, bytes) else str(graph),
+                                            providers=["CPUExecutionProvider"])
+        self.tokenizer = Tokenizer.from_str(tokenizer_json)
+        self.tokenizer.enable_truncation(max_length)
+        self.tokenizer.no_padding()
+        self.batch_size = batch_size
+
+    def proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Batches of similar length, so padding stays short."""
+        encoded = [e.ids for e in self.tokenizer.encode_batch(list(texts))]
+        order = np.argsort([len(ids) for ids in encoded], kind="stable")
+        out = np.zeros((len(texts), self.session.get_outputs()[0].shape[-1]), dtype=np.float32)
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            ids = np.full((len(idx), max(len(encoded[i]) for i in idx)), PAD, dtype=np.int64)
+            for row, i in enumerate(idx):
+                ids[row, :len(encoded[i])] = encoded[i]
+            mask = (ids != PAD).astype(np.int64)
+            logits = self.session.run(["logits"], {"input_ids": ids, "attention_mask": mask})[0]
+            z = np.exp(logits - logits.max(axis=1, keepdims=True))
+            out[idx] = z / z.sum(axis=1, keepdims=True)
+        return out
+
+
+class OnnxKobert(TopicModel):
+    """A saved transformer for prediction only (training is pipeline.models.kobert.KobertModel's)."""
+
+    kind = "kobert"
+
+    @classmethod
+    def config_class(cls) -> type:
+        return KobertConfig
+
+    def fit(self, titles: Sequence[str], labels: Sequence[str], seed: int = 0,
+            sample_weight: Sequence[float] | None = None, inputs: FitInputs = NO_INPUTS) -> "OnnxKobert":
+        raise UserError("a loaded transformer predicts only: train with `python -m pipeline.train --model kobert`")
+
+    def predict_raw(self, titles: Sequence[str]) -> np.ndarray:
+        return self.runner.proba(self.texts(titles))
+
+    def _save_weights(self, model_dir: Path) -> None:
+        raise UserError("a loaded transformer cannot be saved again: copy its directory")
+
+    def _load_weights(self, model_dir: Path) -> None:
+        if not (model_dir / GRAPH_FILE).is_file():
+            raise ValueError(f"no {GRAPH_FILE} (saved by an older version): retrain it (make train-kobert)")
+        tokenizer_json = (model_dir / "hf" / "tokenizer.json").read_text(encoding="utf-8")
+        self.runner = OnnxRunner(model_dir / GRAPH_FILE, tokenizer_json, self.config.max_length,
+                                 self.config.predict_batch_size)
