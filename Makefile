@@ -43,5 +43,5 @@ lint: venv ## ruff over the code and tests
 	$(PY) -m ruff check pipeline tests bench
 ui: venv ## open the MLflow UI on the project store (http://127.0.0.1:5000)
 	$(PY) -m mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port 5000
-bench: venv ## time predict: one headline (median of 5) and --input on 10,000 lines
+bench: venv ## time predict per saved model: cold headline, --input on 100,000 lines, in-process, peak memory
 	$(PY) bench/predict_bench.py

@@ -1,16 +1,16 @@
-"""Benchmark prediction: wall time of one `python -m pipeline.predict "..."` (median of 5) and
-headlines/second of `--input` on 10,000 lines.
+"""Benchmark prediction, side by side for each saved model: what `python -m pipeline.predict` costs.
 
-    python bench/predict_bench.py [--model models/current] [--lines 10000]
+    python bench/predict_bench.py [--models models/tfidf models/kobert] [--lines 100000]     (make bench)
 
-Input lines are the ingested headlines (data/interim/headlines.csv, gold titles excluded by the
-labeling stage are not needed here: prediction does not train), cycled to the requested count.
+Per model: one headline cold (whole process, median of 5), `--input` on LINES lines (whole process,
+start-up included), in-process headlines/s of the loaded model, and peak memory (RSS) of the --input run.
+For the transformer also the training-time path (torch, from the directory's hf/ weights) in process, as
+a ratio. Input lines are the ingested headlines (data/interim/headlines.csv), cycled to LINES.
 """
-
-from __future__ import annotations
 
 import argparse
 import csv
+import os
 import statistics
 import subprocess
 import sys
@@ -20,34 +20,66 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 TITLE = "[속보] 경찰, '은평 일본도 살인' 가해자 구속영장 신청"
+IN_PROCESS = 5000
 
 
-def timed(cmd: list[str], **kwargs) -> float:
+def timed(cmd: list[str]) -> tuple[float, float]:
+    """(wall seconds, peak RSS in MiB) of one process."""
     start = time.perf_counter()
-    subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL, **kwargs)
-    return time.perf_counter() - start
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    if status:
+        raise SystemExit(f"{' '.join(cmd)} failed")
+    return time.perf_counter() - start, usage.ru_maxrss / 1024
+
+
+def in_process(model_dir: str, titles: list[str]) -> dict[str, float]:
+    """Headlines/s of predict_proba once loaded (the lean path), and of the torch network where there is one."""
+    sys.path.insert(0, str(REPO))
+    from pipeline.models import load_model
+
+    model = load_model(model_dir)
+    model.predict_proba(titles[:64])  # warm-up: Kiwi's first call, ONNX Runtime's first run
+    start = time.perf_counter()
+    model.predict_proba(titles)
+    rates = {"in-process /s": len(titles) / (time.perf_counter() - start)}
+    if (Path(model_dir) / "hf").is_dir():
+        from pipeline.models.kobert import KobertModel
+
+        trained = KobertModel.load(Path(model_dir))
+        texts = trained.texts(titles)
+        trained.torch_proba(texts[:64])
+        start = time.perf_counter()
+        trained.torch_proba(texts)
+        rates["torch in-process /s"] = len(titles) / (time.perf_counter() - start)
+    return rates
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=str(REPO / "models" / "current"))
-    parser.add_argument("--lines", type=int, default=10_000)
+    parser.add_argument("--models", nargs="+", default=[str(REPO / "models" / k) for k in ("tfidf", "kobert")])
+    parser.add_argument("--lines", type=int, default=100_000)
     args = parser.parse_args()
-    predict = [sys.executable, "-m", "pipeline.predict", "--model", args.model]
-
-    singles = [timed([*predict, TITLE]) for _ in range(5)]
-    print(f"single headline: median {statistics.median(singles):.2f} s over 5 runs "
-          f"(min {min(singles):.2f}, max {max(singles):.2f})")
-
     with (REPO / "data" / "interim" / "headlines.csv").open(encoding="utf-8") as fh:
         titles = [row["title"] for row in csv.DictReader(fh)]
-    lines = [titles[i % len(titles)] for i in range(args.lines)]
     with tempfile.NamedTemporaryFile("w", suffix=".txt", encoding="utf-8", delete=False) as fh:
-        fh.write("\n".join(lines) + "\n")
-    seconds = timed([*predict, "--input", fh.name], stderr=subprocess.DEVNULL)
+        fh.write("\n".join(titles[i % len(titles)] for i in range(args.lines)) + "\n")
+    for model_dir in args.models:
+        if not Path(model_dir).is_dir():
+            print(f"{model_dir}: not trained, skipped")
+            continue
+        predict = [sys.executable, "-m", "pipeline.predict", "--model", model_dir]
+        cold = statistics.median(timed([*predict, TITLE])[0] for _ in range(5))
+        seconds, peak = timed([*predict, "--input", fh.name])
+        rates = in_process(model_dir, titles[:IN_PROCESS])
+        line = (f"{Path(model_dir).name:8s} cold {cold:.2f} s | "
+                f"--input {args.lines:,} lines {args.lines / seconds:,.0f}/s "
+                f"(start-up included, peak RSS {peak:.0f} MiB) | "
+                + " | ".join(f"{k} {v:,.0f}" for k, v in rates.items()))
+        if "torch in-process /s" in rates:
+            line += f" (ONNX {rates['in-process /s'] / rates['torch in-process /s']:.1f}x torch)"
+        print(line, flush=True)
     Path(fh.name).unlink()
-    print(f"--input {args.lines} lines: {seconds:.2f} s wall (process start and model load included) "
-          f"= {args.lines / seconds:.0f} headlines/s")
 
 
 if __name__ == "__main__":
