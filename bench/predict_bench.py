@@ -64,22 +64,27 @@ def main() -> None:
         titles = [row["title"] for row in csv.DictReader(fh)]
     with tempfile.NamedTemporaryFile("w", suffix=".txt", encoding="utf-8", delete=False) as fh:
         fh.write("\n".join(titles[i % len(titles)] for i in range(args.lines)) + "\n")
-    for model_dir in args.models:
-        if not Path(model_dir).is_dir():
-            print(f"{model_dir}: not trained, skipped")
-            continue
-        predict = [sys.executable, "-m", "pipeline.predict", "--model", model_dir]
-        cold = statistics.median(timed([*predict, TITLE])[0] for _ in range(5))
-        seconds, peak = timed([*predict, "--input", fh.name])
-        rates = in_process(model_dir, titles[:IN_PROCESS])
-        line = (f"{Path(model_dir).name:8s} cold {cold:.2f} s | "
-                f"--input {args.lines:,} lines {args.lines / seconds:,.0f}/s "
-                f"(start-up included, peak RSS {peak:.0f} MiB) | "
-                + " | ".join(f"{k} {v:,.0f}" for k, v in rates.items()))
-        if "torch in-process /s" in rates:
-            line += f" (ONNX {rates['in-process /s'] / rates['torch in-process /s']:.1f}x torch)"
-        print(line, flush=True)
-    Path(fh.name).unlink()
+    try:
+        for model_dir in args.models:
+            bench(model_dir, fh.name, args.lines, titles)
+    finally:
+        Path(fh.name).unlink()
+
+
+def bench(model_dir: str, lines_file: str, lines: int, titles: list[str]) -> None:
+    """One printed line for one saved model."""
+    if not Path(model_dir).is_dir():
+        print(f"{model_dir}: not trained, skipped")
+        return
+    predict = [sys.executable, "-m", "pipeline.predict", "--model", model_dir]
+    cold = statistics.median(timed([*predict, TITLE])[0] for _ in range(5))
+    seconds, peak = timed([*predict, "--input", lines_file])
+    rates = in_process(model_dir, titles[:IN_PROCESS])
+    line = (f"{Path(model_dir).name:8s} cold {cold:.2f} s | --input {lines:,} lines {lines / seconds:,.0f}/s "
+            f"(start-up included, peak RSS {peak:.0f} MiB) | " + " | ".join(f"{k} {v:,.0f}" for k, v in rates.items()))
+    if "torch in-process /s" in rates:
+        line += f" (ONNX {rates['in-process /s'] / rates['torch in-process /s']:.1f}x torch)"
+    print(line, flush=True)
 
 
 if __name__ == "__main__":

@@ -113,6 +113,12 @@ class TfidfConfig(Config):
     class_weight: Literal["balanced"] | None = "balanced"  # crime is rare: weight classes inversely to frequency
     max_iter: int = Field(3000, ge=1)
 
+    @model_validator(mode="after")
+    def _ngram_range(self) -> TfidfConfig:
+        if self.char_ngram_min > self.char_ngram_max:
+            raise ValueError("char_ngram_min must not exceed char_ngram_max")
+        return self
+
 
 class KobertConfig(Config):
     # The offline build (when the checkpoint cannot be loaded) is sized so a fresh clone's `make train`
@@ -142,6 +148,12 @@ class KobertConfig(Config):
     # Prediction runs an ONNX graph (no torch). Dynamic int8 was 25% faster (1,004 vs 806 headlines/s) but
     # cost 0.008 macro-F1 on the gold tune part (0.943 -> 0.935; held-out training rows had shown 0.002)
     int8: bool = False
+
+    @model_validator(mode="after")
+    def _heads(self) -> KobertConfig:
+        if self.hidden_size % self.heads:
+            raise ValueError(f"hidden_size ({self.hidden_size}) must be a multiple of heads ({self.heads})")
+        return self
     seed: int = 13
 
 

@@ -52,6 +52,15 @@ def test_missing_config_file(tmp_path):
         load_config(TrainConfig, tmp_path / "nope.yaml")
 
 
+def test_cross_field_checks_are_one_line_errors():
+    from pipeline.config import KobertConfig
+
+    with pytest.raises(UserError, match="char_ngram_min must not exceed char_ngram_max"):
+        load_config(TfidfConfig, overrides={"char_ngram_min": 5, "char_ngram_max": 2})
+    with pytest.raises(UserError, match="multiple of heads"):
+        load_config(KobertConfig, overrides={"hidden_size": 100, "heads": 3})
+
+
 def test_val_fraction_range_checked():
     with pytest.raises(UserError, match="val_fraction"):
         load_config(TrainConfig, overrides={"val_fraction": 0.9})

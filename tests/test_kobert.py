@@ -179,6 +179,13 @@ def test_saved_kobert_predicts_through_the_cli_without_torch(tiny_run):
     assert "onnxruntime" in imported and not imported & {"torch", "transformers", "sklearn", "mlflow"}
 
 
+def test_a_loaded_transformer_saves_again_as_an_ensemble_member_does(tiny_run, tmp_path):
+    titles = ["경찰, 절도범 체포", "코스피 2800선 회복"]
+    loaded = load_model(tiny_run["tmp"] / "model")
+    loaded.save(tmp_path / "copy")
+    assert np.allclose(load_model(tmp_path / "copy").predict_proba(titles), loaded.predict_proba(titles), atol=1e-6)
+
+
 def test_onnx_graph_gives_the_trained_networks_probabilities(tiny_run):
     from pipeline.models.onnx import OnnxKobert
 

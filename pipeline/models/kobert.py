@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -130,6 +131,8 @@ class _MaskedOnlyMLM(BertForMaskedLM):
         hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
         chosen = labels != -100
         logits = self.cls(hidden.last_hidden_state[chosen]).float()
+        if not chosen.any():  # nothing masked in this batch (tiny corpora): no loss rather than NaN
+            return MaskedLMOutput(loss=logits.sum() * 0, logits=logits)
         return MaskedLMOutput(loss=torch.nn.functional.cross_entropy(logits, labels[chosen]), logits=logits)
 
 
@@ -190,29 +193,32 @@ class KobertModel(TopicModel):
         c, corpus = self.config, list(inputs.corpus)
         if not corpus:
             raise UserError("offline KoBERT build needs a headline corpus (FitInputs.corpus)")
-        recipe = json.dumps({k: getattr(c, k) for k in ("vocab_size", "hidden_size", "layers", "heads",
-                                                       "max_length", "pretrain_epochs", "pretrain_lr", "seed")})
+        recipe = json.dumps({"format": 2, **{k: getattr(c, k) for k in (  # 2: fast tokenizer files (tokenizer.json)
+            "vocab_size", "hidden_size", "layers", "heads", "max_length", "pretrain_epochs", "pretrain_lr", "mask_prob",
+            "batch_size", "seed")}})
         digest = hashlib.sha256((recipe + "\n".join(corpus)).encode()).hexdigest()[:12]
         target = c.pretrained_dir / f"kobert-local-{digest}"
-        if (target / "config.json").is_file():
+        if (target / "config.json").is_file() and (target / "tokenizer.json").is_file():
             _log(f"using cached pretrained model {target}")
             return target
         c.pretrained_dir.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".staging-{digest}-", dir=c.pretrained_dir))
-        start = time.perf_counter()
-        tokenizer = kobert_tokenizer(train_spiece(corpus, staging, c.vocab_size), c.max_length)
-        self.info["tokenizer_seconds"] = round(time.perf_counter() - start, 1)
-        _log(f"tokenizer: {len(tokenizer)} pieces in {self.info['tokenizer_seconds']} s")
-        start = time.perf_counter()
-        network = self._pretrain(tokenizer, corpus, inputs.log)  # every process of a data-parallel launch
-        self.info["pretrain_seconds"] = round(time.perf_counter() - start, 1)
         state = PartialState()
-        if state.is_main_process:  # one process writes the cache; the others wait for it below
-            network.save_pretrained(str(staging))
-            tokenizer.save_pretrained(str(staging))
-            with contextlib.suppress(OSError):  # another training run cached the same build first
-                staging.rename(target)
-        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            start = time.perf_counter()
+            tokenizer = kobert_tokenizer(train_spiece(corpus, staging, c.vocab_size), c.max_length)
+            self.info["tokenizer_seconds"] = round(time.perf_counter() - start, 1)
+            _log(f"tokenizer: {len(tokenizer)} pieces in {self.info['tokenizer_seconds']} s")
+            start = time.perf_counter()
+            network = self._pretrain(tokenizer, corpus, inputs.log)  # every process of a data-parallel launch
+            self.info["pretrain_seconds"] = round(time.perf_counter() - start, 1)
+            if state.is_main_process:  # one process writes the cache; the others wait for it below
+                network.save_pretrained(str(staging))
+                tokenizer.save_pretrained(str(staging))
+                with contextlib.suppress(OSError):  # another training run cached the same build first
+                    staging.rename(target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
         state.wait_for_everyone()
         return target
 
@@ -364,6 +370,8 @@ def _hub_snapshot(repo_id: str) -> Path:
         pass  # not cached
     if constants.HF_HUB_OFFLINE:
         raise OSError("HF_HUB_OFFLINE is set")
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return Path(snapshot_download(repo_id, allow_patterns=files))  # the probe below cannot see through a proxy
     endpoint = urlparse(constants.ENDPOINT)
     try:
         socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=5).close()

@@ -4,6 +4,7 @@ pipeline.models.kobert exports the graph when it trains (and scores with it, so 
 path's); `load_model` gives a saved transformer directory to OnnxKobert, so `predict` never imports torch.
 """
 
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -65,11 +66,14 @@ class OnnxKobert(TopicModel):
         return self.runner.proba(self.texts(titles))
 
     def _save_weights(self, model_dir: Path) -> None:
-        raise UserError("a loaded transformer cannot be saved again: copy its directory")
+        """A copy of the files it was loaded from (an ensemble saves its members this way)."""
+        shutil.copyfile(self.source / GRAPH_FILE, model_dir / GRAPH_FILE)
+        shutil.copytree(self.source / "hf", model_dir / "hf", dirs_exist_ok=True)
 
     def _load_weights(self, model_dir: Path) -> None:
         if not (model_dir / GRAPH_FILE).is_file():
             raise ValueError(f"no {GRAPH_FILE} (saved by an older version): retrain it (make train-kobert)")
+        self.source = model_dir
         tokenizer_json = (model_dir / "hf" / "tokenizer.json").read_text(encoding="utf-8")
         self.runner = OnnxRunner(model_dir / GRAPH_FILE, tokenizer_json, self.config.max_length,
                                  self.config.predict_batch_size)
