@@ -34,14 +34,19 @@ def expected_calibration_error(proba: np.ndarray, y: np.ndarray, bins: int = 15)
     return float(sum(n / len(y) * abs(acc - conf) for conf, acc, n in reliability(proba, y, bins)))
 
 
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of logits, numpy only (the predict path's models share it)."""
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
 def apply(calibration: dict | None, proba: np.ndarray) -> np.ndarray:
     """Calibrated probabilities (rows sum to 1); identity when there is no calibration."""
     if not calibration:
         return proba
     method = calibration["method"]
     if method == "temperature":
-        logits = np.log(np.clip(proba, EPS, 1)) / calibration["temperature"]
-        out = np.exp(logits - logits.max(axis=1, keepdims=True))
+        out = softmax(np.log(np.clip(proba, EPS, 1)) / calibration["temperature"])
     elif method == "isotonic":
         out = np.column_stack([np.interp(proba[:, k], x, y) for k, (x, y) in enumerate(calibration["curves"])])
     elif method == "platt":

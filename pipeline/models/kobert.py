@@ -48,7 +48,7 @@ from transformers.utils import logging as hf_logging
 from pipeline.cli import UserError
 from pipeline.config import KobertConfig
 from pipeline.models.base import NO_INPUTS, EpochLog, FitInputs, TopicModel
-from pipeline.models.onnx import GRAPH_FILE
+from pipeline.models.onnx import GRAPH_FILE, OnnxRunner
 
 SPIECE = "spiece.model"
 SPECIALS = ("[UNK]", "[PAD]", "[CLS]", "[SEP]", "[MASK]")  # ids 0..4, KoBERT's layout
@@ -284,8 +284,6 @@ class KobertModel(TopicModel):
         from onnxruntime.quantization import QuantType, quantize_dynamic
         from sklearn.metrics import f1_score
 
-        from pipeline.models.onnx import OnnxRunner
-
         c, graphs, found = self.config, {}, {}
         sample = self.tokenizer(["경찰 체포", "코스피 상승 마감"], padding=True, return_tensors="pt")
         with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
@@ -299,16 +297,18 @@ class KobertModel(TopicModel):
             graphs = {name: Path(f"{tmp}/{name}.onnx").read_bytes() for name in ("fp32", "int8")[:1 + c.int8]}
         reference = self.torch_proba(texts)
         for name, graph in graphs.items():
-            proba = OnnxRunner(graph, self.tokenizer.backend_tokenizer.to_str(), c.max_length,
-                               c.predict_batch_size).proba(texts)
+            proba = self._runner(graph).proba(texts)
             found[name] = {"heldout_macro_f1": round(float(f1_score(y, proba.argmax(axis=1), average="macro")), 5),
                            "max_abs_diff_vs_torch": float(np.abs(proba - reference).max())}
         choice = "int8" if c.int8 and found["int8"]["heldout_macro_f1"] >= found["fp32"]["heldout_macro_f1"] - 0.005 \
             else "fp32"
         self.info["onnx"] = {"graph": choice, **found}
         self.graph = graphs[choice]
-        self.runner = OnnxRunner(self.graph, self.tokenizer.backend_tokenizer.to_str(), c.max_length,
-                                 c.predict_batch_size)
+        self.runner = self._runner(self.graph)
+
+    def _runner(self, graph: bytes) -> OnnxRunner:
+        return OnnxRunner(graph, self.tokenizer.backend_tokenizer.to_str(), self.config.max_length,
+                          self.config.predict_batch_size)
 
     def _macro_f1(self, prediction) -> dict[str, float]:
         from sklearn.metrics import f1_score
@@ -346,13 +346,10 @@ class KobertModel(TopicModel):
         (model_dir / GRAPH_FILE).write_bytes(self.graph)
 
     def _load_weights(self, model_dir: Path) -> None:
-        from pipeline.models.onnx import OnnxRunner
-
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir / "hf"))
         self.network = AutoModelForSequenceClassification.from_pretrained(str(model_dir / "hf")).eval()
         self.graph = (model_dir / GRAPH_FILE).read_bytes()
-        self.runner = OnnxRunner(self.graph, self.tokenizer.backend_tokenizer.to_str(), self.config.max_length,
-                                 self.config.predict_batch_size)
+        self.runner = self._runner(self.graph)
 
 
 def _hub_snapshot(repo_id: str) -> Path:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.calibration import softmax
 from pipeline.cli import UserError
 from pipeline.config import KobertConfig
 from pipeline.models.base import NO_INPUTS, FitInputs, TopicModel
@@ -39,13 +40,11 @@ class OnnxRunner:
         out = np.zeros((len(texts), self.session.get_outputs()[0].shape[-1]), dtype=np.float32)
         for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
-            ids = np.full((len(idx), max(len(encoded[i]) for i in idx)), PAD, dtype=np.int64)
-            for row, i in enumerate(idx):
-                ids[row, :len(encoded[i])] = encoded[i]
-            mask = (ids != PAD).astype(np.int64)
-            logits = self.session.run(["logits"], {"input_ids": ids, "attention_mask": mask})[0]
-            z = np.exp(logits - logits.max(axis=1, keepdims=True))
-            out[idx] = z / z.sum(axis=1, keepdims=True)
+            lengths = np.array([len(encoded[i]) for i in idx])
+            mask = (np.arange(lengths.max()) < lengths[:, None]).astype(np.int64)  # by length, as in training
+            ids = np.full(mask.shape, PAD, dtype=np.int64)
+            ids[mask == 1] = np.concatenate([encoded[i] for i in idx])
+            out[idx] = softmax(self.session.run(["logits"], {"input_ids": ids, "attention_mask": mask})[0])
         return out
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.calibration import softmax
 from pipeline.config import TfidfConfig
 from pipeline.models.base import NO_INPUTS, FitInputs, TopicModel
 
@@ -103,9 +104,7 @@ class Lean:
         return out
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        z = self.logits(texts)
-        z = np.exp(z - z.max(axis=1, keepdims=True))
-        return z / z.sum(axis=1, keepdims=True)
+        return softmax(self.logits(texts))
 
     def save(self, path: Path) -> None:
         arrays = {"coef": self.coef, "intercept": self.intercept}
