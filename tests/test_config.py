@@ -17,15 +17,15 @@ def write(tmp_path, text):
 
 
 def test_yaml_overrides_defaults(tmp_path):
-    cfg = load_config(TfidfConfig, write(tmp_path, "C: 2\nuse_morphemes: false\n"))
-    assert cfg.C == 2.0 and cfg.use_morphemes is False and cfg.min_df == TfidfConfig().min_df
+    cfg = load_config(TfidfConfig, write(tmp_path, "C: 2\nwords: 'off'\n"))
+    assert cfg.C == 2.0 and cfg.words == 'off' and cfg.min_df == TfidfConfig().min_df
 
 
 @pytest.mark.parametrize("text, message", [
     ("C: 1\nlearning_rat: 0.1\n", "learning_rat: unknown key"),
     ("min_df: two\n", "min_df: Input should be a valid integer"),
     ("C: -1\n", "C: Input should be greater than 0"),
-    ("use_morphemes: [1\n", "not valid YAML"),
+    ("words: [1\n", "not valid YAML"),
     ("- a\n- b\n", "mapping"),
 ])
 def test_bad_tfidf_configs_fail_with_one_line(tmp_path, text, message):

@@ -20,7 +20,7 @@ def members(data_dir, tmp_path_factory):
     labeling, gold = label_data_folder()
     cfg = load_config(TrainConfig, overrides={"models_dir": str(tmp / "models"), "audit_folds": 0})
     base = load_config(TfidfConfig, CONFIG_DIR / "tfidf.yaml")
-    chars_only = load_config(TfidfConfig, overrides={"use_morphemes": False, "char_ngram_max": 2, "C": 0.05})
+    chars_only = load_config(TfidfConfig, overrides={"words": "off", "char_ngram_max": 2, "C": 0.05})
     results = [train(TfidfModel(c), labeling.rows, gold, cfg) for c in (base, chars_only)]
     export(results[0], cfg)  # no run id: not logged  # models/tfidf, for load_members
     yield {"models": [r.model for r in results], "rows": labeling.rows, "gold": gold, "cfg": cfg, "tmp": tmp}

@@ -5,26 +5,31 @@ import pytest
 
 from pipeline.config import TfidfConfig
 from pipeline.models import load_model
-from pipeline.models.tfidf import WEIGHTS_FILE, TfidfModel, char_ngrams
+from pipeline.models.tfidf import WEIGHTS_FILE, CharUnits, NGrams, TfidfModel
 from tests.conftest import make_ynat_rows
 
 ODD = ["", "  ", "ＫＯＳＰＩ　2800선", "a", "ab", "[속보] 檢, 전 장관 구속영장", "x" * 300, "🙂 이모지 제목", "한"]
 
 
-@pytest.fixture(scope="module", params=[True, False], ids=["morphemes", "chars-only"])
+@pytest.fixture(scope="module", params=["subwords", "kiwi", "off"])
 def fitted(request):
     rows = make_ynat_rows()
     labels = [{"정치": "politics", "경제": "business", "스포츠": "sports"}.get(r["label"], "other") for r in rows]
-    config = TfidfConfig(use_morphemes=request.param, min_df=1)
+    config = TfidfConfig(words=request.param, min_df=1, subword_vocab=300)
     return TfidfModel(config).fit([r["title"] for r in rows], labels, seed=3), [r["title"] for r in rows]
 
 
-def test_char_ngrams_are_scikit_learns(fitted):
-    from sklearn.feature_extraction.text import TfidfVectorizer
+def test_character_terms_are_scikit_learns(fitted):
+    from sklearn.feature_extraction.text import CountVectorizer
 
-    analyzer = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 4)).build_analyzer()
-    for text in [*fitted[1][:50], *ODD, "a  b\tc", "단어 하나"]:
-        assert sorted(char_ngrams(text, 1, 4)) == sorted(analyzer(text))
+    texts = [*fitted[1][:80], *ODD, "a  b\tc", "단어 하나", "A\x00B", "ab ab ab"]
+    counter = CountVectorizer(analyzer="char_wb", ngram_range=(1, 4)).fit(fitted[1][80:])
+    terms = sorted(counter.vocabulary_, key=counter.vocabulary_.get)
+    rows, cols = CharUnits(NGrams(terms, 1, 4)).hits(texts)
+    counts = np.zeros((len(texts), len(terms)), dtype=int)
+    np.add.at(counts, (rows, cols), 1)
+    assert counts.sum() > 1000
+    assert (counts == counter.transform(texts).toarray()).all()
 
 
 def test_lean_probabilities_equal_the_fitted_pipelines(fitted):
