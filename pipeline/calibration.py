@@ -112,20 +112,22 @@ def choose_calibration(proba: np.ndarray, y: np.ndarray, seed: int) -> tuple[dic
     return FITTERS[best](proba, y), scores
 
 
-def decide(scores: np.ndarray, labels: Sequence[str], threshold: float | None, abstain: bool = True,
-           other_threshold: float | None = None) -> str:
-    """The answer for one row of calibrated scores over `labels` (which may include `other`): `other` when
-    the learned `other` class wins with at least `other_threshold`, or no topic reaches `threshold`."""
-    topic_idx = [i for i, label in enumerate(labels) if label != OTHER]
-    best_topic = max(topic_idx, key=lambda i: scores[i])
+def decide(proba: np.ndarray, labels: Sequence[str], threshold: float | None, abstain: bool = True,
+           other_threshold: float | None = None) -> list[str]:
+    """The answer for each row of calibrated scores over `labels` (which may include `other`): `other` when
+    the learned `other` class wins with at least `other_threshold`, or no topic reaches `threshold`; else the
+    best topic. Vectorised: prediction decides whole batches."""
+    proba = np.atleast_2d(proba)
+    names = np.array(labels, dtype=object)
+    topic_idx = np.array([i for i, label in enumerate(labels) if label != OTHER])
+    best_topic = topic_idx[proba[:, topic_idx].argmax(axis=1)]
     if not abstain:
-        return labels[best_topic]
-    best = int(np.argmax(scores))
-    if labels[best] == OTHER and scores[best] >= (other_threshold or 0.0):
-        return OTHER
-    if threshold is not None and scores[best_topic] < threshold:
-        return OTHER
-    return labels[best_topic]
+        return names[best_topic].tolist()
+    rows = np.arange(len(proba))
+    best = proba.argmax(axis=1)
+    learned_other = (names[best] == OTHER) & (proba[rows, best] >= (other_threshold or 0.0))
+    unsure = proba[rows, best_topic] < threshold if threshold is not None else np.zeros(len(proba), dtype=bool)
+    return np.where(learned_other | unsure, OTHER, names[best_topic]).tolist()
 
 
 def choose_thresholds(proba: np.ndarray, labels: Sequence[str], y_true: Sequence[str],

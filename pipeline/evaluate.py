@@ -48,8 +48,8 @@ def evaluate(titles: Sequence[str], labels: Sequence[str], proba: np.ndarray, mo
 
     from pipeline.calibration import decide, expected_calibration_error, reliability
 
-    forced = [decide(row, model_labels, threshold, abstain=False) for row in proba]
-    answered = [decide(row, model_labels, threshold, True, other_threshold) for row in proba]
+    forced = decide(proba, model_labels, threshold, abstain=False)
+    answered = decide(proba, model_labels, threshold, True, other_threshold)
     confidence = proba.max(axis=1)
     scope = [i for i, y in enumerate(labels) if y != OTHER]
     y_true, y_forced = [labels[i] for i in scope], [forced[i] for i in scope]

@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from itertools import islice
 from pathlib import Path
 
+import numpy as np
+
 from pipeline import OTHER, REPO_ROOT
 from pipeline.calibration import decide
 from pipeline.cli import UserError, run
@@ -38,16 +40,19 @@ def predict_titles(model: TopicModel, titles: Sequence[str], abstain: bool = Tru
     """
     problems = [title_problem(t) for t in titles]
     valid = [t for t, p in zip(titles, problems, strict=True) if p is None]
-    proba = iter(model.predict_proba(valid)) if valid else iter(())
+    proba = model.predict_proba(valid) if valid else np.zeros((0, len(model.labels)))
+    topics = [i for i, label in enumerate(model.labels) if label != OTHER]
+    answers = iter(zip(decide(proba, model.labels, model.threshold, abstain, model.other_threshold),
+                       np.round(proba[:, topics], 4).tolist(), strict=True))
+    names = [model.labels[i] for i in topics]
     results = []
     for title, problem in zip(titles, problems, strict=True):
         if problem is not None:
             results.append({"title": title, "label": None, "confidence": None, "scores": None, "error": problem})
             continue
-        row = next(proba)
-        scores = {label: round(float(p), 4) for label, p in zip(model.labels, row, strict=True) if label != OTHER}
-        label = decide(row, model.labels, model.threshold, abstain, model.other_threshold)
-        confidence = scores[label] if label != OTHER else round(1 - max(scores.values()), 4)
+        label, row = next(answers)
+        scores = dict(zip(names, row, strict=True))
+        confidence = scores[label] if label != OTHER else round(1 - max(row), 4)
         results.append({"title": title, "label": label, "confidence": confidence, "scores": scores})
     return results
 

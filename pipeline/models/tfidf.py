@@ -61,7 +61,8 @@ def word_pieces(config: TfidfConfig, subwords: str | None) -> Tokenize | None:
         from tokenizers import Tokenizer
 
         tokenizer = Tokenizer.from_str(subwords)
-        return lambda texts: [e.tokens for e in tokenizer.encode_batch(list(texts))]
+        names = {i: piece for piece, i in tokenizer.get_vocab().items()}  # the fast encoder gives ids only
+        return lambda texts: [[names[i] for i in e.ids] for e in tokenizer.encode_batch_fast(list(texts))]
     return None
 
 
