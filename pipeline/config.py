@@ -44,7 +44,8 @@ RepoPath = Annotated[Path, AfterValidator(lambda p: p if p.is_absolute() else RE
 
 
 class Config(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    # defer_build: a class builds its validator when first used, so `predict` pays only for the one it loads
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, defer_build=True)
 
 
 class DataConfig(Config):

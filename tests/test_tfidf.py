@@ -25,7 +25,7 @@ def test_character_terms_are_scikit_learns(fitted):
     texts = [*fitted[1][:80], *ODD, "a  b\tc", "단어 하나", "A\x00B", "ab ab ab"]
     counter = CountVectorizer(analyzer="char_wb", ngram_range=(1, 4)).fit(fitted[1][80:])
     terms = sorted(counter.vocabulary_, key=counter.vocabulary_.get)
-    rows, cols = CharUnits(NGrams(terms, 1, 4)).hits(texts)
+    rows, cols = CharUnits(NGrams.build(terms, 1, 4)).hits(texts)
     counts = np.zeros((len(texts), len(terms)), dtype=int)
     np.add.at(counts, (rows, cols), 1)
     assert counts.sum() > 1000

@@ -73,21 +73,25 @@ class NGrams:
     scikit-learn's import); this gives the same terms at ~50,000/s. Rank 0 marks a unit outside the vocabulary
     and the breaks between words and headlines, so no n-gram spans one."""
 
-    def __init__(self, terms: Sequence[Sequence[str]], lo: int, hi: int):
-        self.lo, self.hi = lo, hi
-        self.rank = {u: r for r, u in enumerate(sorted({u for t in terms for u in t}), start=1)}
-        self.base = len(self.rank) + 1
+    def __init__(self, units: list[str], keys: np.ndarray, cols: np.ndarray, lo: int, hi: int):
+        self.units, self.keys, self.cols, self.lo, self.hi = units, keys, cols, lo, hi  # keys sorted
+        self.rank = {u: r for r, u in enumerate(units, start=1)}
+        self.base = len(units) + 1
         if float(self.base) ** hi >= 2.0 ** 63:
-            raise ValueError(f"{len(self.rank)} distinct units are too many for {hi}-grams as 64-bit keys")
-        keys = np.array([self._key(t) for t in terms], dtype=np.int64)
-        self.order = np.argsort(keys)
-        self.keys = keys[self.order]
+            raise ValueError(f"{len(units)} distinct units are too many for {hi}-grams as 64-bit keys")
 
-    def _key(self, units: Sequence[str]) -> int:
-        key = 0
-        for unit in units:
-            key = key * self.base + self.rank[unit]
-        return key
+    @classmethod
+    def build(cls, terms: Sequence[Sequence[str]], lo: int, hi: int) -> NGrams:
+        """From the vocabulary's terms in column order (at training; prediction loads the arrays)."""
+        usable = [k for k, t in enumerate(terms) if "\0" not in "".join(t)]  # NUL breaks words: never matched
+        units = sorted({u for k in usable for u in terms[k]})
+        rank, base = {u: r for r, u in enumerate(units, start=1)}, len(units) + 1
+        keys = np.zeros(len(usable), dtype=np.int64)
+        for i, k in enumerate(usable):
+            for unit in terms[k]:
+                keys[i] = keys[i] * base + rank[unit]
+        order = np.argsort(keys)
+        return cls(units, keys[order], np.array(usable, dtype=np.int64)[order], lo, hi)
 
     def hits(self, ranks: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(row, column) of every vocabulary n-gram in a stream of unit ranks whose headline is `rows`."""
@@ -104,7 +108,7 @@ class NGrams:
             pos = np.minimum(np.searchsorted(self.keys, key[at]), len(self.keys) - 1)
             hit = self.keys[pos] == key[at]
             found_rows.append(rows[at[hit]])
-            found_cols.append(self.order[pos[hit]])
+            found_cols.append(self.cols[pos[hit]])
         return np.concatenate(found_rows), np.concatenate(found_cols)
 
 
@@ -113,7 +117,7 @@ class CharUnits:
 
     def __init__(self, ngrams: NGrams):
         self.ngrams = ngrams
-        self.codes = np.array([ord(u) for u in ngrams.rank], dtype=np.uint32)  # sorted, as the ranks
+        self.codes = np.array([ord(u) for u in ngrams.units], dtype=np.uint32)  # sorted, as the ranks
 
     def hits(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         streams = [" " + " \0 ".join(t.lower().split()) + " " if t.split() else "" for t in texts]
@@ -143,24 +147,27 @@ class Lean:
     """A fitted TF-IDF + logistic-regression model as arrays: one vocabulary and idf per feature block,
     sublinear tf, l2 norm per block, then softmax(X W^T + b)."""
 
-    def __init__(self, blocks: list[tuple[list[str], np.ndarray]], coef: np.ndarray, intercept: np.ndarray,
+    def __init__(self, blocks: list[tuple[NGrams, np.ndarray]], coef: np.ndarray, intercept: np.ndarray,
                  config: TfidfConfig, subwords: str | None = None):
         self.blocks, self.coef, self.intercept, self.config, self.subwords = blocks, coef, intercept, config, subwords
         self.offsets = np.cumsum([0] + [len(idf) for _, idf in blocks])
-        c = config
-        self.units = [CharUnits(NGrams(blocks[0][0], c.char_ngram_min, c.char_ngram_max))]
+        self.units = [CharUnits(blocks[0][0])]
         if len(blocks) > 1:
-            ngrams = NGrams([t.split(" ") for t in blocks[1][0]], 1, c.word_ngram_max)
-            self.units.append(PieceUnits(ngrams, word_pieces(config, subwords)))
+            self.units.append(PieceUnits(blocks[1][0], word_pieces(config, subwords)))
 
     @classmethod
     def from_pipeline(cls, pipeline, config: TfidfConfig, subwords: str | None) -> Lean:
+        c = config
         vectorizers = [t if hasattr(t, "idf_") else t.steps[-1][1] for _, t in pipeline.named_steps["features"]
                        .transformer_list]
-        blocks = [(sorted(v.vocabulary_, key=v.vocabulary_.get), v.idf_.astype(np.float64)) for v in vectorizers]
+        terms = [sorted(v.vocabulary_, key=v.vocabulary_.get) for v in vectorizers]  # column order
+        blocks = [(NGrams.build(terms[0], c.char_ngram_min, c.char_ngram_max), vectorizers[0].idf_)]
+        if len(terms) > 1:
+            blocks.append((NGrams.build([t.split(" ") for t in terms[1]], 1, c.word_ngram_max), vectorizers[1].idf_))
         coef, intercept = pipeline.named_steps["clf"].coef_, pipeline.named_steps["clf"].intercept_
         if len(coef) == 1:  # two classes: scikit-learn's sigmoid is the softmax of (-z/2, z/2)
             coef, intercept = np.vstack([-coef / 2, coef / 2]), np.hstack([-intercept / 2, intercept / 2])
+        blocks = [(ngrams, idf.astype(np.float64)) for ngrams, idf in blocks]
         return cls(blocks, coef.astype(np.float64), intercept.astype(np.float64), config, subwords)
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
@@ -182,19 +189,25 @@ class Lean:
         return softmax(self.logits(texts))
 
     def save(self, path: Path) -> None:
+        """Per block the units, the sorted n-gram keys and their columns, and the idf: what prediction needs,
+        ready to use (building the keys from terms takes a second; loading these takes milliseconds)."""
         arrays = {"coef": self.coef, "intercept": self.intercept}
-        for k, (terms, idf) in enumerate(self.blocks):  # terms in column order
-            arrays[f"terms{k}"] = _joined(terms)
-            arrays[f"idf{k}"] = idf
+        for k, (ngrams, idf) in enumerate(self.blocks):
+            arrays.update({f"units{k}": _joined(ngrams.units), f"keys{k}": ngrams.keys, f"cols{k}": ngrams.cols,
+                           f"idf{k}": idf})
         if self.subwords is not None:
             arrays["subwords"] = _joined([self.subwords])
         np.savez(path, **arrays)
 
     @classmethod
     def load(cls, path: Path, config: TfidfConfig) -> Lean:
+        c = config
+        ranges = [(c.char_ngram_min, c.char_ngram_max), (1, c.word_ngram_max)]
         with np.load(path, allow_pickle=False) as npz:  # plain arrays: nothing in the file can run code
-            blocks = [(_split(npz[f"terms{k}"]), npz[f"idf{k}"])
-                      for k in range(sum(name.startswith("terms") for name in npz.files))]
+            if "units0" not in npz.files:
+                raise ValueError("saved by an older version (no n-gram keys): retrain it (make train-tfidf)")
+            blocks = [(NGrams(_split(npz[f"units{k}"]), npz[f"keys{k}"], npz[f"cols{k}"], *ranges[k]), npz[f"idf{k}"])
+                      for k in range(sum(name.startswith("units") for name in npz.files))]
             subwords = _split(npz["subwords"])[0] if "subwords" in npz.files else None
             return cls(blocks, npz["coef"], npz["intercept"], config, subwords)
 
@@ -205,7 +218,7 @@ def _joined(strings: list[str]) -> np.ndarray:
 
 
 def _split(array: np.ndarray) -> list[str]:
-    return array.tobytes().decode("utf-8").split("\0")
+    return array.tobytes().decode("utf-8").split("\0") if len(array) else []
 
 
 class TfidfModel(TopicModel):
