@@ -4,8 +4,9 @@
 
 Per model: one headline cold (whole process, median of 5), `--input` on LINES lines (whole process,
 start-up included), in-process headlines/s of the loaded model, and peak memory (RSS) of the --input run.
-For the transformer also the training-time path (torch, from the directory's hf/ weights) in process, as
-a ratio. Input lines are the ingested headlines (data/interim/headlines.csv), cycled to LINES.
+Also the training-time path in process, as a ratio: torch (from the directory's hf/ weights) for the
+transformer; for TF-IDF the scikit-learn pipeline, refit with the saved config on data/processed/labeled.csv
+(the saved model keeps only arrays). Input lines: the ingested headlines (data/interim/headlines.csv), cycled.
 """
 
 import argparse
@@ -52,7 +53,22 @@ def in_process(model_dir: str, titles: list[str]) -> dict[str, float]:
         start = time.perf_counter()
         trained.torch_proba(texts)
         rates["torch in-process /s"] = len(titles) / (time.perf_counter() - start)
+    if model.kind == "tfidf":
+        rates["scikit-learn in-process /s"] = sklearn_rate(model, titles)
     return rates
+
+
+def sklearn_rate(model, titles: list[str]) -> float:
+    from pipeline.models.tfidf import TfidfModel
+
+    with (REPO / "data" / "processed" / "labeled.csv").open(encoding="utf-8") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["label"]]
+    refit = TfidfModel(model.config).fit([r["title"] for r in rows], [r["label"] for r in rows])
+    texts = refit.texts(titles)
+    refit.pipeline.predict_proba(texts[:64])
+    start = time.perf_counter()
+    refit.pipeline.predict_proba(texts)
+    return len(titles) / (time.perf_counter() - start)
 
 
 def main() -> None:
@@ -82,8 +98,9 @@ def bench(model_dir: str, lines_file: str, lines: int, titles: list[str]) -> Non
     rates = in_process(model_dir, titles[:IN_PROCESS])
     line = (f"{Path(model_dir).name:8s} cold {cold:.2f} s | --input {lines:,} lines {lines / seconds:,.0f}/s "
             f"(start-up included, peak RSS {peak:.0f} MiB) | " + " | ".join(f"{k} {v:,.0f}" for k, v in rates.items()))
-    if "torch in-process /s" in rates:
-        line += f" (ONNX {rates['in-process /s'] / rates['torch in-process /s']:.1f}x torch)"
+    for path in ("torch", "scikit-learn"):
+        if f"{path} in-process /s" in rates:
+            line += f" (lean {rates['in-process /s'] / rates[f'{path} in-process /s']:.1f}x {path})"
     print(line, flush=True)
 
 

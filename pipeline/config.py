@@ -12,7 +12,19 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+# We use no pydantic plugins; looking for them scans every installed package's entry points, ~40 ms of each
+# cold `predict`. Set before pydantic is imported; an explicit setting in the environment wins.
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+
+from pydantic import (  # noqa: E402
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from pipeline import LABELS, REPO_ROOT
 from pipeline.cli import UserError
@@ -137,8 +149,8 @@ class KobertConfig(Config):
     pretrained_dir: RepoPath = Path("models/pretrained")  # cache of offline builds, keyed by corpus and recipe
     vocab_size: int = Field(8002, ge=16)
     hidden_size: int = Field(256, ge=8)
-    # 2 layers, not 4 (#12): prediction is compute-bound at ~1,000 headlines/s for 4 layers on 2 cores even
-    # int8 (1,290/s); 2 layers cost 0.005 gold-tune macro-F1 (0.943 -> 0.938) and halve training (1,206 -> 623 s)
+    # 2 layers, not 4 (#12): ONNX prediction is compute-bound at ~1,000 headlines/s for 4 layers on 2 cores
+    # (1,290/s as int8); 2 layers run ~2,000/s, gold-tune macro-F1 0.945 (4 layers: 0.943), half the training
     layers: int = Field(2, ge=1)
     heads: int = Field(4, ge=1)
     pretrain_epochs: int = Field(2, ge=1)  # masked-language-model passes over the unlabeled headlines
@@ -154,8 +166,8 @@ class KobertConfig(Config):
     patience: int = Field(2, ge=1)  # epochs without early-stopping macro-F1 gain before stopping
     early_stopping_fraction: float = Field(0.1, gt=0, lt=0.5)  # training rows held out for early stopping
     predict_batch_size: int = Field(128, ge=1)
-    # Prediction runs an ONNX graph (no torch). Dynamic int8 was 25% faster (1,004 vs 806 headlines/s) but
-    # cost 0.008 macro-F1 on the gold tune part (0.943 -> 0.935; held-out training rows had shown 0.002)
+    # Prediction runs an ONNX graph (no torch). Dynamic int8 was 1.4x faster on 2 layers (2,663 vs 1,923/s)
+    # but cost 0.007 gold-tune macro-F1 (0.945 -> 0.938; on 4 layers 0.008), over the 0.005 allowed
     int8: bool = False
 
     @model_validator(mode="after")
@@ -189,6 +201,52 @@ class TrainConfig(Config):
     def _folds(self) -> TrainConfig:
         if self.audit_folds == 1:
             raise ValueError("audit_folds must be 0 (off) or at least 2")
+        return self
+
+
+# --- a saved model's model.json (read before its weights; pipeline.models.base) --------------------------
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+Probability = Annotated[float, Field(ge=0, le=1)]
+
+
+class Temperature(Config):
+    method: Literal["temperature"]
+    temperature: float = Field(gt=0)
+
+
+class Isotonic(Config):
+    method: Literal["isotonic"]
+    curves: list[tuple[list[Probability], list[Probability]]]  # per label: thresholds x -> calibrated y
+
+
+class Platt(Config):
+    method: Literal["platt"]
+    a: list[float]
+    b: list[float]
+
+
+class ModelMeta(Config):
+    """What a saved model says about itself; hand edits that would break prediction are one-line errors."""
+
+    model_config = ConfigDict(extra="allow", frozen=True, defer_build=True, allow_inf_nan=False)
+    kind: str
+    labels: list[Label] = Field(min_length=2)
+    files: dict[str, Sha256] = Field(min_length=1)  # every file the model loads and its sha256
+    config: dict[str, Any]
+    calibration: Annotated[Temperature | Isotonic | Platt, Field(discriminator="method")] | None = None
+    abstain_threshold: Probability | None = None
+    other_threshold: Probability | None = None
+
+    @model_validator(mode="after")
+    def _widths(self) -> ModelMeta:
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError(f"labels repeat: {self.labels}")
+        c, n = self.calibration, len(self.labels)
+        widths = {"isotonic": lambda: [len(c.curves)], "platt": lambda: [len(c.a), len(c.b)]}
+        if c is not None and any(w != n for w in widths.get(c.method, lambda: [n])()):
+            raise ValueError(f"calibration ({c.method}) is not for {n} labels")
+        if isinstance(c, Isotonic) and any(len(x) != len(y) or not x or x != sorted(x) for x, y in c.curves):
+            raise ValueError("isotonic curves need increasing thresholds, one value each")
         return self
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from pipeline import LABELS, TOPICS
 from pipeline.cli import UserError
 from pipeline.config import DataConfig
-from pipeline.io import read_csv
+from pipeline.io import read_csv_numbered
 from pipeline.text import normalize_title
 
 TUNE, REPORT = "tune", "report"
@@ -32,11 +32,11 @@ def read_gold(data_cfg: DataConfig) -> list[dict]:
     if not data_cfg.gold_tsv:
         return []
     path = data_cfg.root() / data_cfg.gold_tsv
-    rows = read_csv(path, required=("title", "label"), delimiter="\t")
-    for line, row in enumerate(rows, start=2):
+    numbered = read_csv_numbered(path, required=("title", "label"), delimiter="\t")
+    for line, row in numbered:
         if row["label"] not in LABELS:
             raise UserError(f"{path}:{line}: unknown label {row['label']!r} (labels: {', '.join(LABELS)})")
-    return rows
+    return [row for _, row in numbered]
 
 
 def gold_part(title: str, report_share: float) -> str:

@@ -42,17 +42,19 @@ def iso_date(text: str) -> str:
 
 def read_ynat(cfg: DataConfig) -> list[dict]:
     """KLUE-YNAT through `datasets`: the configured CSV, else the Hub copy (klue/klue, ynat)."""
-    import datasets
-
-    datasets.disable_progress_bars()
     if cfg.ynat_csv:
         path = cfg.root() / cfg.ynat_csv
         if not path.is_file():
             raise UserError(f"YNAT CSV not found: {path} (check ynat_csv in configs/data.yaml and HEADLINE_DATA_DIR)")
-        read_csv(path, required=("title", "label"))  # one-line error on a malformed file
+        # parsed strictly first: a bad row is one line naming it, before `datasets` (a traceback) sees the file
+        n_rows = len(read_csv(path, required=("title", "label")))
+        datasets = _datasets()
         ds = datasets.load_dataset("csv", data_files=str(path), split="train", keep_in_memory=True)
+        if len(ds) != n_rows:  # two parsers, one file: they must agree, or rows would be lost unnoticed
+            raise UserError(f"{path}: datasets read {len(ds)} rows where the CSV has {n_rows}")
         source_file, sections = path.name, [s or "" for s in ds["label"]]
     else:
+        datasets = _datasets()
         try:
             ds = datasets.load_dataset(cfg.ynat_hub_id, cfg.ynat_hub_config, split="train")
         except Exception as err:  # offline, hub down, dataset moved: all end the same way
@@ -65,6 +67,13 @@ def read_ynat(cfg: DataConfig) -> list[dict]:
     dates = ds["date"] if "date" in ds.column_names else [""] * len(ds)
     return [record(t, "ynat", source_file, YNAT_SITE, iso_date(d or ""), s)
             for t, s, d in zip(ds["title"], sections, dates, strict=True)]
+
+
+def _datasets():
+    import datasets
+
+    datasets.disable_progress_bars()
+    return datasets
 
 
 def read_listing_csv(path: Path) -> list[dict]:
@@ -102,7 +111,8 @@ def parse_html_listing(html: str, source_file: str) -> list[dict]:
 
 def _meta(soup, prop: str) -> str | None:
     tag = soup.find("meta", attrs={"property": prop}) or soup.find("meta", attrs={"name": prop})
-    return tag.get("content") if tag else None
+    # one line, like every field of the headline table (its reader takes a line break for a quote left open)
+    return " ".join(tag.get("content", "").split()) if tag else None
 
 
 def _html_table_rows(soup) -> list[tuple[str, str]]:
@@ -159,13 +169,11 @@ def _glob(root: Path, patterns: Iterable[str]) -> list[Path]:
 
 def collect(cfg: DataConfig) -> list[dict]:
     """All raw records, in a fixed order: YNAT, listing exports, pages (files sorted by name)."""
-    records = read_ynat(cfg)
     root = cfg.root()
-    for path in _glob(root, cfg.listing_csvs):
-        records += read_listing_csv(path)
-    for path in _glob(root, cfg.pages):
-        records += read_page(path)
-    return records
+    # the small files are read first, so a malformed one fails before YNAT's slower load
+    listings = [rec for path in _glob(root, cfg.listing_csvs) for rec in read_listing_csv(path)]
+    pages = [rec for path in _glob(root, cfg.pages) for rec in read_page(path)]
+    return read_ynat(cfg) + listings + pages
 
 
 def build_table(records: Iterable[dict]) -> list[dict]:
@@ -192,13 +200,16 @@ def main() -> None:
     parser.add_argument("--config", default=CONFIG_DIR / "data.yaml", type=Path)
     args = parser.parse_args()
     cfg = load_config(DataConfig, args.config)
-    rows = ingest(cfg)
+    records = collect(cfg)
+    rows = build_table(records)
     out = cfg.headlines_csv
     write_csv(out, COLUMNS, rows)
     by_source = Counter(row["source"] for row in rows)
     dupes = sum(r["n_seen"] - 1 for r in rows)
+    empty = len(records) - dupes - len(rows)  # no row leaves unaccounted for
     print(f"{len(rows)} headlines ({', '.join(f'{k} {v}' for k, v in by_source.items())}); "
-          f"{dupes} duplicates collapsed -> {out}")
+          f"{dupes} duplicates collapsed" + (f"; {empty} rows without headline text skipped" if empty else "")
+          + f" -> {out}")
 
 
 if __name__ == "__main__":

@@ -5,8 +5,10 @@ import csv
 import hashlib
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 
 from pipeline.cli import UserError
@@ -35,29 +37,139 @@ def write_csv(path: Path, columns: Sequence[str], rows: Iterable[dict]) -> None:
 
 
 def read_csv(path: Path, required: Sequence[str] = (), delimiter: str = ",") -> list[dict]:
-    """Read a UTF-8 CSV/TSV into dicts; a missing file or column is a one-line UserError."""
+    """Read a UTF-8 CSV/TSV into dicts, strictly (see read_csv_numbered): a missing file or column, or a
+    malformed row, is a one-line UserError naming the file and line."""
+    return [row for _, row in read_csv_numbered(path, required, delimiter)]
+
+
+def read_csv_numbered(path: Path, required: Sequence[str] = (), delimiter: str = ",") -> list[tuple[int, dict]]:
+    """(line number, row) for every row of a UTF-8 CSV/TSV. Strict, so that no row is ever dropped or merged
+    silently: a row with more or fewer fields than the header, a quote left open (it swallows the rows after
+    it into one field) or a field that spans lines (a headline is one line) stops with `path:LINE: reason`.
+    Blank lines hold no row and are skipped."""
     if not path.is_file():
         raise UserError(f"file not found: {path}")
     try:
         with path.open(encoding="utf-8-sig", newline="") as fh:
-            reader = csv.DictReader(fh, delimiter=delimiter)
-            missing = [c for c in required if c not in (reader.fieldnames or [])]
-            if missing:
-                raise UserError(f"{path}: missing column(s) {', '.join(missing)} "
-                                f"(found: {', '.join(reader.fieldnames or []) or 'none'})")
-            return list(reader)
-    except (UnicodeDecodeError, csv.Error) as err:
-        raise UserError(f"{path}: unreadable as UTF-8 {'TSV' if delimiter == chr(9) else 'CSV'} ({err})") from None
+            return _strict_rows(csv.reader(fh, delimiter=delimiter, strict=True), path, required)
+    except UnicodeDecodeError:
+        raise UserError(_not_utf8(path, "TSV" if delimiter == "\t" else "CSV")) from None
 
 
-def replace_dir(staged: Path, final: Path) -> None:
-    """Swap a fully written directory into place; the old one is removed only after the swap."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    old = final.with_name(f".{final.name}.old-{os.getpid()}")
-    if final.exists():
-        os.replace(final, old)
-    os.replace(staged, final)
-    shutil.rmtree(old, ignore_errors=True)
+def _strict_rows(reader, path: Path, required: Sequence[str]) -> list[tuple[int, dict]]:
+    header: list[str] | None = None
+    rows: list[tuple[int, dict]] = []
+    start = 1  # the physical line the next record starts on; reader.line_num is where it ended
+    try:
+        for record in reader:
+            if reader.line_num != start:  # a headline is one line: a field over several is a quote left open
+                raise UserError(f"{path}:{start}: a quoted field opened here runs on to line {reader.line_num} "
+                                "(a quote left open?); a row must be one line")
+            if header is None and record:
+                header = record
+                _check_columns(path, header, required)
+            elif record:
+                if len(record) != len(header):
+                    hint = " (an unquoted delimiter inside a field?)" if len(record) > len(header) else ""
+                    raise UserError(f"{path}:{start}: {len(record)} fields where the header has {len(header)}{hint}")
+                rows.append((start, dict(zip(header, record, strict=True))))
+            start = reader.line_num + 1
+    except csv.Error as err:
+        at_end = "end of data" in str(err)  # the csv module's words for end of file inside a quoted field
+        if at_end or reader.line_num > start:
+            end = "the end of the file" if at_end else f"line {reader.line_num} ({err})"
+            raise UserError(f"{path}:{start}: a quote left open here runs on to {end}") from None
+        raise UserError(f"{path}:{start}: bad quoting ({err}); quote the whole field and double the quotes "
+                        "inside it") from None
+    if header is None:
+        _check_columns(path, [], required)
+    return rows
+
+
+def _check_columns(path: Path, header: list[str], required: Sequence[str]) -> None:
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise UserError(f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(header) or 'none'})")
+
+
+def _not_utf8(path: Path, kind: str) -> str:
+    """The one-line message for a file that is not UTF-8, naming the line of its first bad byte."""
+    data = path.read_bytes().removeprefix(b"\xef\xbb\xbf")
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        return f"{path}:{line}: not UTF-8 (byte 0x{data[err.start]:02x}); save the {kind} as UTF-8"
+    return f"{path}: not UTF-8; save the {kind} as UTF-8"
+
+
+VERSIONS = ".versions"  # <models_dir>/.versions/<name>-<time>-<random>: the directories links point at
+
+
+@contextlib.contextmanager
+def swapped_dir(final: Path) -> Iterator[Path]:
+    """Yield a new, unique directory to write into; when the block succeeds, `final` (a symlink) points at it
+    in one atomic rename, so a reader finds a complete directory at every instant. On failure it is
+    removed and `final` is untouched. The previous target stays (a reader may be loading it); older ones go."""
+    store = final.parent / VERSIONS
+    store.mkdir(parents=True, exist_ok=True)
+    staged = Path(tempfile.mkdtemp(dir=store, prefix=f"{final.name}-{datetime.now():%Y%m%d-%H%M%S}-"))
+    staged.chmod(0o755)
+    try:
+        yield staged
+        if final.is_symlink():
+            previous = final.resolve()
+        elif final.exists():  # a directory from before versioned swaps: moved aside once (the only gap)
+            previous = store / f"{final.name}-legacy-{os.getpid()}"
+            os.replace(final, previous)
+        else:
+            previous = None
+        point_link(final, os.path.relpath(staged, final.parent))
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    for old in store.glob(f"{final.name}-*"):
+        if old.resolve() not in (staged.resolve(), previous):
+            shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def models_lock(models_dir: Path) -> Iterator[None]:
+    """One training run or promotion per models directory at a time. The OS releases the lock when its
+    process ends, however it ends (kill -9 too), so a stale lock never blocks the next run."""
+    import fcntl
+
+    models_dir.mkdir(parents=True, exist_ok=True)
+    with open(models_dir / ".lock", "a+", encoding="utf-8") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown"
+            raise UserError(f"another training run is in progress (pid {holder}) on {models_dir} "
+                            "(a training or `promote`): wait for it to finish") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()}\n")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fh.truncate(0)
+
+
+def failpoint(name: str) -> None:
+    """Fault tests (tests/test_faults.py) kill the process at a named stage: HEADLINE_FAILPOINT=<name>."""
+    if os.environ.get("HEADLINE_FAILPOINT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def point_link(link: Path, target_name: str) -> None:

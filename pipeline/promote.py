@@ -14,12 +14,13 @@ A version without answers on the same items is never the candidate, and as champ
 import argparse
 import math
 import shutil
+import tempfile
 from pathlib import Path
 
 from pipeline import REPO_ROOT, TOPICS
 from pipeline.cli import UserError, run
 from pipeline.gold import Interval, decode, paired_difference
-from pipeline.io import point_link, replace_dir
+from pipeline.io import models_lock, point_link, swapped_dir
 
 MODELS_DIR = REPO_ROOT / "models"
 SCORE = "gold_report_macro_f1"
@@ -114,19 +115,14 @@ def install_default(run_id: str, kind: str, models_dir: Path = MODELS_DIR) -> Pa
     from pipeline import tracking
     from pipeline.models.base import read_meta
 
-    staging = models_dir / ".staging-champion"
-    shutil.rmtree(staging, ignore_errors=True)
     local = models_dir / kind
     try:
         same = local.is_dir() and read_meta(local).get("info", {}).get("mlflow_run_id") == run_id
     except UserError:
         same = False
-    if same:
-        shutil.copytree(local, staging)
-    else:
-        shutil.copytree(tracking.download_model_dir(run_id, models_dir / ".download"), staging)
-        shutil.rmtree(models_dir / ".download", ignore_errors=True)
-    replace_dir(staging, models_dir / "champion")
+    with swapped_dir(models_dir / "champion") as staged, tempfile.TemporaryDirectory(dir=models_dir) as download:
+        shutil.copytree(local if same else tracking.download_model_dir(run_id, Path(download)), staged,
+                        dirs_exist_ok=True)
     point_link(models_dir / "current", "champion")
     return models_dir / "champion"
 
@@ -151,8 +147,9 @@ def promote(force: bool = False, dry_run: bool = False, models_dir: Path = MODEL
         return f"{report}\nkept the champion: {why} (use --force to promote anyway)"
     if dry_run:
         return f"{report}\nwould promote {_name(candidate)}: {why} (dry run)"
-    tracking.set_champion(candidate["version"])
-    path = install_default(candidate["run_id"], candidate["tags"]["model_kind"], models_dir)
+    with models_lock(models_dir):
+        tracking.set_champion(candidate["version"])
+        path = install_default(candidate["run_id"], candidate["tags"]["model_kind"], models_dir)
     return (f"{report}\npromoted {_name(candidate)} to champion ({why}); "
             f"default model -> {path}")
 

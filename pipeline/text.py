@@ -52,6 +52,8 @@ _LEAD_TAG = re.compile(r"^\[([^\[\]]{1,20})\]\s*")
 _TRAIL_TAG = re.compile(r"\s*(?:\[([^\[\]]{1,20})\]|\((종합\d*보?|\d+보|속보|상보|단독)\))$")
 _KEY_DROP = re.compile(rf"[^0-9a-z가-힣{_HAN}]+")
 _HANGUL = re.compile("[가-힣ㄱ-ㅎㅏ-ㅣ]")
+# Lone surrogates: Python's stand-ins for bytes that were not UTF-8 (a title from argv); no text encodes them.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,8 @@ def title_problem(raw: str) -> str | None:
         return "empty title"
     if len(raw) > MAX_TITLE_CHARS:
         return f"title too long ({len(raw)} characters; a headline has at most {MAX_TITLE_CHARS})"
+    if _SURROGATE.search(raw):
+        return "title is not valid UTF-8 text"
     if not _HANGUL.search(raw):
         return "title has no Korean (Hangul) text; this model classifies Korean headlines"
     return None

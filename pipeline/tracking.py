@@ -55,13 +55,38 @@ def log_epoch(metrics: dict[str, float], step: int) -> None:
 @contextlib.contextmanager
 def training_run(experiment: str, kind: str) -> Iterator[str]:
     """Open a run around the whole training (its duration is the real one); MLflow marks it FAILED if
-    the block raises and KILLED on Ctrl-C."""
+    the block raises and KILLED on Ctrl-C. A run that was killed outright (kill -9, power loss) stays
+    RUNNING in the store; the next training run marks it FAILED."""
+    import os
+    import socket
     from datetime import datetime
 
     mlflow.set_tracking_uri(tracking_uri())
-    with mlflow.start_run(experiment_id=_experiment_id(experiment), run_name=f"{kind}-{datetime.now():%Y%m%d-%H%M%S}",
-                          tags={"model_kind": kind}) as active:
+    experiment_id = _experiment_id(experiment)
+    fail_dead_runs(experiment_id)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"{kind}-{datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}",
+                          tags={"model_kind": kind, "host": socket.gethostname(), "pid": str(os.getpid())}) as active:
         yield active.info.run_id
+
+
+def fail_dead_runs(experiment_id: str) -> list[str]:
+    """Mark FAILED the RUNNING runs started on this host by a process that no longer exists."""
+    import os
+    import socket
+
+    client, dead = mlflow.MlflowClient(), []
+    for run in client.search_runs([experiment_id], "attributes.status = 'RUNNING'"):
+        tags = run.data.tags
+        if tags.get("host") != socket.gethostname() or not tags.get("pid", "").isdigit():
+            continue
+        try:
+            os.kill(int(tags["pid"]), 0)
+        except ProcessLookupError:
+            client.set_terminated(run.info.run_id, "FAILED")
+            dead.append(run.info.run_id)
+        except PermissionError:  # alive, someone else's
+            pass
+    return dead
 
 
 class HeadlineTopicPyfunc(mlflow.pyfunc.PythonModel):
@@ -124,8 +149,9 @@ def _pip_requirements(kind: str) -> list[str]:
     return [f"{p}=={version(p)}" for p in packages]
 
 
-def log_result(result, model_dir: Path) -> None:
-    """Log a pipeline.train.TrainResult into the active run, with the exported model directory."""
+def log_result(result, model_dir: Path) -> str:
+    """Log a pipeline.train.TrainResult into the active run, with the model directory as a pyfunc
+    (not registered: `register` does that); returns the logged model's URI."""
     import matplotlib.pyplot as plt
 
     kind = result.model.kind
@@ -186,11 +212,18 @@ def log_result(result, model_dir: Path) -> None:
                 code_paths=[str(REPO_ROOT / "pipeline")],
                 pip_requirements=_pip_requirements(kind),
                 signature=signature,
-                registered_model_name=MODEL_NAME,
             )
     finally:
         pyfunc_logger.setLevel(level)
-    _tag_version(info.registered_model_version, result, model_dir)
+    return info.model_uri
+
+
+def register(result, model_uri: str, model_dir: Path) -> None:
+    """A new version of the registered model, tagged for `promote`: called once the model is in place."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        version = mlflow.register_model(model_uri, MODEL_NAME)
+    _tag_version(version.version, result, model_dir)
 
 
 def _log_datasets(result) -> None:
@@ -260,7 +293,7 @@ def download_model_dir(run_id: str, dest: Path) -> Path:
     found = [p.parent for p in local.rglob("model.json")]
     if not found:
         raise FileNotFoundError(f"run {run_id} has no logged model directory")
-    return found[0]
+    return min(found, key=lambda p: len(p.parts))  # the model itself, not an ensemble member inside it
 
 
 def latest_runs(experiment: str) -> list[dict]:

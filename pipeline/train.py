@@ -21,7 +21,7 @@ from pipeline.cli import UserError, run
 from pipeline.config import CONFIG_DIR, DataConfig, LabelConfig, TrainConfig, load_config
 from pipeline.evaluate import Evaluation, add_intervals, evaluate, format_report
 from pipeline.gold import REPORT, TUNE, read_gold, split_gold
-from pipeline.io import point_link, read_csv, replace_dir, sha256_lines, write_csv
+from pipeline.io import failpoint, models_lock, point_link, read_csv, sha256_lines, swapped_dir, write_csv
 from pipeline.label import COLUMNS as LABELED_COLUMNS
 from pipeline.label import rule_counts
 from pipeline.models import model_class, new_model
@@ -208,27 +208,28 @@ def load_members(kinds: tuple[str, ...], labeled: list[dict], gold: list[dict], 
 
 
 def export(result: TrainResult, cfg: TrainConfig, run_id: str | None = None) -> Path:
-    """Save to a staging dir, log it to the MLflow run (if any), then swap into models/<kind>."""
-    models_dir = cfg.models_dir
-    models_dir.mkdir(parents=True, exist_ok=True)
-    kind = result.model.kind
-    staging = models_dir / f".staging-{kind}"
-    shutil.rmtree(staging, ignore_errors=True)
-    final = models_dir / kind
-    try:
+    """Save into a fresh directory and log it to the MLflow run (if any), swap models/<kind> to it atomically,
+    then register it: a failure before the swap keeps the previous model, and a version is registered only
+    once its model is in place."""
+    final = cfg.models_dir / result.model.kind
+    if run_id is not None:
+        result.model.info["mlflow_run_id"] = run_id
+    with swapped_dir(final) as staged:
+        result.model.save(staged)
+        model_uri = None
         if run_id is not None:
             from pipeline import tracking
 
-            result.model.info["mlflow_run_id"] = run_id
-            result.model.save(staging)
-            tracking.log_result(result, staging)
-        else:
-            result.model.save(staging)
-        replace_dir(staging, final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    if not (models_dir / "current").exists():  # the first model is the default until `promote` decides
-        point_link(models_dir / "current", kind)
+            model_uri = tracking.log_result(result, staged)  # a failure here keeps the previous model
+        failpoint("staged")
+    failpoint("swapped")
+    if model_uri is not None:
+        tracking.register(result, model_uri, final.resolve())
+    current = cfg.models_dir / "current"
+    if not current.exists():  # no default yet: this model becomes the champion until `promote` decides
+        with swapped_dir(cfg.models_dir / "champion") as staged:
+            shutil.copytree(final, staged, dirs_exist_ok=True)
+        point_link(current, "champion")
     return final
 
 
@@ -240,13 +241,16 @@ def run_training(model: TopicModel, labeled: list[dict], gold: list[dict], cfg: 
     Under `accelerate launch`/torchrun every process trains (the Trainer syncs them); rank 0 alone
     tracks and exports, the others get (result, None)."""
     main_process = int(os.environ.get("RANK", "0")) == 0
+    # one run per models directory (checked before anything trains); other ranks of this run do not lock
+    locked = models_lock(cfg.models_dir) if main_process else contextlib.nullcontext()
     tracked, log = contextlib.nullcontext(None), None
     if track and main_process:
         from pipeline import tracking
 
         tracked, log = tracking.training_run(cfg.experiment, model.kind), tracking.log_epoch
-    with tracked as run_id:
+    with locked, tracked as run_id:
         result = train(model, labeled, gold, cfg, report_share, teacher, log)
+        failpoint("trained")
         if not main_process:
             return result, None
         result.configs = configs or {"train": cfg.model_dump(mode="json")}

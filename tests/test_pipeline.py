@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -68,7 +69,11 @@ def test_export_is_self_describing(run_env):
     assert meta["calibration"]["method"] in ("temperature", "isotonic", "platt") and 0 <= meta["abstain_threshold"] < 1
     assert meta["config"]["C"] == load_config(TfidfConfig, CONFIG_DIR / "tfidf.yaml").C
     assert "gold_report_macro_f1" in meta["metrics"] and len(meta["info"]["train_data_sha256"]) == 64
-    assert (run_env["model_dir"].parent / "current").resolve() == run_env["model_dir"].resolve()
+    assert set(meta["files"]) == {"tfidf.npz"} and len(meta["files"]["tfidf.npz"]) == 64
+    # the first model becomes the default as a copy (models/champion): retraining does not move the default
+    current = run_env["model_dir"].parent / "current"
+    assert current.readlink() == Path("champion") and (current / "tfidf.npz").read_bytes() == \
+        (run_env["model_dir"] / "tfidf.npz").read_bytes()
 
 
 def test_mlflow_run_logged_and_model_registered(run_env):
@@ -186,7 +191,7 @@ def test_failed_run_keeps_previous_model(run_env, monkeypatch):
     with pytest.raises(RuntimeError):
         export(run_env["result"], run_env["cfg"], run_env["result"].model.info["mlflow_run_id"])
     assert (run_env["model_dir"] / "model.json").read_bytes() == before
-    assert not list(run_env["model_dir"].parent.glob(".staging-*"))
+    assert len(list((run_env["model_dir"].parent / ".versions").glob("tfidf-*"))) <= 2  # current and previous
 
 
 class Diverging(TfidfModel):

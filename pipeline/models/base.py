@@ -19,7 +19,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from pipeline.cli import UserError
-from pipeline.text import normalize_title
+from pipeline.io import sha256_file
+from pipeline.text import clean_text
 
 META_FILE = "model.json"
 # per-epoch curves a kind may report while it trains: log(metrics, step); pipeline.tracking provides one
@@ -46,6 +47,9 @@ class TopicModel(ABC):
     audit_refits: ClassVar[bool] = True
     # Which split `fit` learns from: "train", or "val" for kinds that combine already-fitted models.
     fit_on: ClassVar[str] = "train"
+    # Whether forked processes may share a loaded model (predict --input): numpy-only kinds; not ONNX
+    # Runtime, whose thread pools do not survive a fork and which uses every core already.
+    fork_safe: ClassVar[bool] = False
 
     def __init__(self, config: Any, labels: Sequence[str] = ()):
         self.config = config
@@ -80,12 +84,14 @@ class TopicModel(ABC):
 
     @staticmethod
     def texts(titles: Sequence[str]) -> list[str]:
-        return [normalize_title(t).text for t in titles]
+        """What a model reads: normalize_title(t).text, without the tags and dedupe key it does not read."""
+        return [clean_text(t) for t in titles]
 
     def save(self, model_dir: Path) -> None:
         model_dir.mkdir(parents=True, exist_ok=True)
         self._save_weights(model_dir)
-        meta = {"kind": self.kind, "labels": list(self.labels), "config": self.config.model_dump(mode="json"),
+        meta = {"kind": self.kind, "labels": list(self.labels), "files": file_hashes(model_dir),
+                "config": self.config.model_dump(mode="json"),
                 "metrics": self.metrics, "info": self.info, "calibration": self.calibration,
                 "abstain_threshold": self.threshold, "other_threshold": self.other_threshold,
                 "created": datetime.now(UTC).isoformat(timespec="seconds"), "python": platform.python_version()}
@@ -93,17 +99,24 @@ class TopicModel(ABC):
 
     @classmethod
     def load(cls, model_dir: Path) -> TopicModel:
-        from pipeline.config import validate
+        from pipeline.config import ModelMeta, validate
 
-        meta = read_meta(model_dir)
-        if meta["kind"] != cls.kind:
-            raise UserError(f"{model_dir} holds a {meta['kind']} model, not {cls.kind}")
-        model = cls(validate(cls.config_class(), meta.get("config", {}), f"{model_dir}/{META_FILE}"), meta["labels"])
-        model.metrics, model.info = meta.get("metrics", {}), meta.get("info", {})
-        model.calibration, model.threshold = meta.get("calibration"), meta.get("abstain_threshold")
-        model.other_threshold = meta.get("other_threshold")
+        where = f"{model_dir}/{META_FILE}"
+        raw = read_meta(model_dir)
+        if "files" not in raw:
+            raise UserError(f"{where} lists no file hashes (saved by an older version): retrain it")
+        meta = validate(ModelMeta, raw, where)
+        if meta.kind != cls.kind:
+            raise UserError(f"{model_dir} holds a {meta.kind} model, not {cls.kind}")
+        verify_files(model_dir, meta.files)  # before any weights file is opened
+        model = cls(validate(cls.config_class(), meta.config, where), meta.labels)
+        model.metrics, model.info = raw.get("metrics", {}), raw.get("info", {})
+        model.calibration = meta.calibration.model_dump() if meta.calibration else None
+        model.threshold, model.other_threshold = meta.abstain_threshold, meta.other_threshold
         try:
             model._load_weights(model_dir)
+        except UserError:
+            raise
         except Exception as err:  # truncated or foreign files: say which directory, not a traceback
             raise UserError(f"{model_dir}: cannot load model weights ({type(err).__name__}: {err})") from None
         return model
@@ -111,6 +124,24 @@ class TopicModel(ABC):
     @classmethod
     @abstractmethod
     def config_class(cls) -> type: ...
+
+
+def file_hashes(model_dir: Path) -> dict[str, str]:
+    """sha256 of every file the model loads (all but its own model.json), by path inside the directory."""
+    return {p.relative_to(model_dir).as_posix(): sha256_file(p) for p in sorted(model_dir.rglob("*"))
+            if p.is_file() and p != model_dir / META_FILE}
+
+
+def verify_files(model_dir: Path, files: dict[str, str]) -> None:
+    """The weights are the ones model.json lists, byte for byte: a corrupt or swapped file is refused before
+    it is read (the formats themselves run no code: numpy arrays without pickle, ONNX, JSON)."""
+    for name, expected in files.items():
+        path = model_dir / name
+        if ".." in Path(name).parts or Path(name).is_absolute() or not path.is_file():
+            raise UserError(f"{model_dir}: {name} is missing (listed in {META_FILE})")
+        if sha256_file(path) != expected:
+            raise UserError(f"{model_dir}: {name} does not match the sha256 in {META_FILE} (corrupt or altered); "
+                            "retrain it or fetch it again")
 
 
 def read_meta(model_dir: Path) -> dict:

@@ -76,3 +76,6 @@ class OnnxKobert(TopicModel):
         tokenizer_json = (model_dir / "hf" / "tokenizer.json").read_text(encoding="utf-8")
         self.runner = OnnxRunner(model_dir / GRAPH_FILE, tokenizer_json, self.config.max_length,
                                  self.config.predict_batch_size)
+        width = self.runner.session.get_outputs()[0].shape[-1]
+        if width != len(self.labels):
+            raise ValueError(f"the graph answers {width} classes for {len(self.labels)} labels")

@@ -58,12 +58,32 @@ def word_pieces(config: TfidfConfig, subwords: str | None) -> Tokenize | None:
     if config.words == "kiwi":
         return lambda texts: [m.split() for m in morphemes(texts)]
     if config.words == "subwords":
+        return Subwords(subwords)
+    return None
+
+
+class Subwords:
+    """Headlines -> BPE pieces, word by word through a cache: pieces never cross a space (the tokenizer splits
+    there first), and headline words repeat, so most words are looked up, not encoded (3x faster)."""
+
+    CACHE = 500_000  # words; cleared when full, so a long stream of new words cannot grow it without bound
+
+    def __init__(self, tokenizer_json: str):
         from tokenizers import Tokenizer
 
-        tokenizer = Tokenizer.from_str(subwords)
-        names = {i: piece for piece, i in tokenizer.get_vocab().items()}  # the fast encoder gives ids only
-        return lambda texts: [[names[i] for i in e.ids] for e in tokenizer.encode_batch_fast(list(texts))]
-    return None
+        self.tokenizer = Tokenizer.from_str(tokenizer_json)
+        self.names = {i: piece for piece, i in self.tokenizer.get_vocab().items()}  # the fast encoder gives ids
+        self.cache: dict[str, list[str]] = {}
+
+    def __call__(self, texts: Sequence[str]) -> list[list[str]]:
+        words = [t.split() for t in texts]
+        new = list({w for row in words for w in row if w not in self.cache})
+        if len(self.cache) + len(new) > self.CACHE:
+            self.cache.clear()
+            new = list({w for row in words for w in row})
+        for word, encoding in zip(new, self.tokenizer.encode_batch_fast(new), strict=True):
+            self.cache[word] = [self.names[i] for i in encoding.ids]
+        return [[piece for w in row for piece in self.cache[w]] for row in words]
 
 
 class NGrams:
@@ -151,6 +171,7 @@ class Lean:
                  config: TfidfConfig, subwords: str | None = None):
         self.blocks, self.coef, self.intercept, self.config, self.subwords = blocks, coef, intercept, config, subwords
         self.offsets = np.cumsum([0] + [len(idf) for _, idf in blocks])
+        self.by_term = np.ascontiguousarray(coef.T)  # a term's class weights side by side: one gather per term
         self.units = [CharUnits(blocks[0][0])]
         if len(blocks) > 1:
             self.units.append(PieceUnits(blocks[1][0], word_pieces(config, subwords)))
@@ -182,7 +203,7 @@ class Lean:
             weight = (1 + np.log(counts) if self.config.sublinear_tf else counts) * idf[col]
             weight /= np.sqrt(np.bincount(row, weight * weight))[row]  # l2 norm per headline and block
             starts = np.flatnonzero(np.r_[True, row[1:] != row[:-1]])
-            out[row[starts]] += np.add.reduceat(self.coef[:, offset + col].T * weight[:, None], starts)
+            out[row[starts]] += np.add.reduceat(self.by_term[offset + col] * weight[:, None], starts)
         return out
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
@@ -223,6 +244,7 @@ def _split(array: np.ndarray) -> list[str]:
 
 class TfidfModel(TopicModel):
     kind = "tfidf"
+    fork_safe = True
 
     @classmethod
     def config_class(cls) -> type:
