@@ -53,21 +53,23 @@ def store(data_dir, tmp_path_factory):
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     proc = train_child(tmp / "models", env)
     assert proc.returncode == 0, proc.stderr
-    yield {"models": tmp / "models", "env": env}
+    yield {"models": tmp / "models", "env": env, "uri": env["MLFLOW_TRACKING_URI"]}
     mp.undo()
 
 
+def client(store):
+    import mlflow
+
+    return mlflow.MlflowClient(tracking_uri=store["uri"])  # explicit: other tests move mlflow's global URI
+
+
 def registered(store) -> list:
-    import mlflow
-
-    return mlflow.MlflowClient().search_model_versions("name='headline-topic'")
+    return client(store).search_model_versions("name='headline-topic'")
 
 
-def runs(status: str) -> list:
-    import mlflow
-
-    experiment = mlflow.get_experiment_by_name("faults")
-    return mlflow.search_runs([experiment.experiment_id], f"attributes.status = '{status}'", output_format="list")
+def runs(store, status: str) -> list:
+    experiment = client(store).get_experiment_by_name("faults")
+    return client(store).search_runs([experiment.experiment_id], f"attributes.status = '{status}'")
 
 
 @pytest.mark.parametrize("stage", ["trained", "staged", "swapped"])
@@ -81,10 +83,11 @@ def test_kill_9_at_any_stage_leaves_a_complete_model_and_the_next_run_fails_the_
     assert (after != before) == (stage == "swapped")  # swapped in one rename, or not at all
     assert load_model(models / "tfidf").predict_proba(["경찰, 살인 피의자 구속영장 신청"]).shape == (1, 5)
     assert len(registered(store)) == versions  # registration comes after the swap: the killed run has none
-    dead = runs("RUNNING")
+    dead = runs(store, "RUNNING")
     assert len(dead) == 1
-    assert train_child(models, store["env"]).returncode == 0  # the next run recovers the lock and ...
-    assert not runs("RUNNING") and dead[0].info.run_id in {r.info.run_id for r in runs("FAILED")}  # ... the run
+    assert train_child(models, store["env"]).returncode == 0  # the next run takes the lock ...
+    assert not runs(store, "RUNNING")  # ... and marks the killed run FAILED
+    assert dead[0].info.run_id in {r.info.run_id for r in runs(store, "FAILED")}
     assert len(list((models / ".versions").glob("tfidf-*"))) <= 2  # current and previous, no leftovers
 
 
