@@ -89,8 +89,74 @@ def fail_dead_runs(experiment_id: str) -> list[str]:
     return dead
 
 
+OUTPUT_COLUMNS = ("title", "label", "confidence", *TOPICS, "error")  # one row per input title, in order
+EXAMPLE_TITLES = ["[속보] 경찰, 강도 살인 피의자 구속영장 신청", "코스피 2700선 회복…외국인 순매수"]
+
+
+def model_signature() -> "mlflow.models.ModelSignature":
+    """Input: one string column `title`; output: the answer's columns (null where a row has an error)."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    return ModelSignature(
+        inputs=Schema([ColSpec("string", "title")]),
+        outputs=Schema([ColSpec("string", "title", required=False), ColSpec("string", "label", required=False),
+                        ColSpec("double", "confidence", required=False),
+                        *(ColSpec("double", t, required=False) for t in TOPICS),
+                        ColSpec("string", "error", required=False)]),
+    )
+
+
+def _input_cells(model_input) -> list:
+    """The title cells of any input the server, Spark or a caller hands over: a DataFrame (its `title`
+    column, else its first), a dict of columns, a Series, an array (first column if 2-D), a list or one string."""
+    import numpy as np
+
+    if isinstance(model_input, pd.DataFrame):
+        if "title" in model_input.columns:
+            return model_input["title"].tolist()
+        return model_input.iloc[:, 0].tolist() if model_input.shape[1] else []
+    if isinstance(model_input, dict):
+        return _input_cells(model_input["title"] if "title" in model_input else next(iter(model_input.values()), []))
+    if isinstance(model_input, str):
+        return [model_input]
+    if isinstance(model_input, np.ndarray):
+        return (model_input[:, 0] if model_input.ndim == 2 else model_input.ravel()).tolist()
+    return list(model_input)
+
+
+def _cell_problem(cell) -> str | None:
+    """Why a cell is not a title string at all (None, NaN, a number), or None for a string."""
+    if isinstance(cell, str):
+        return None
+    if cell is None or (isinstance(cell, float) and cell != cell) or cell is pd.NA:
+        return "missing title"
+    return f"title is not text (got {type(cell).__name__})"
+
+
+def answer_frame(model, model_input, abstain: bool = True) -> pd.DataFrame:
+    """pipeline.predict.predict_titles (the one function that decides, as for the CLI) over the input's title
+    cells, flattened to OUTPUT_COLUMNS. Object columns, so a null is None (JSON null from the server)."""
+    from pipeline.predict import predict_titles
+
+    cells = _input_cells(model_input)
+    problems = [_cell_problem(c) for c in cells]
+    answers = iter(predict_titles(model, [c for c, p in zip(cells, problems, strict=True) if p is None], abstain))
+    rows = []
+    for problem in problems:
+        answer = next(answers) if problem is None else {"title": None, "error": problem}
+        scores = answer.get("scores") or {}
+        confidence = answer.get("confidence")
+        rows.append([answer["title"], answer.get("label"), None if confidence is None else float(confidence),
+                     *(float(scores[t]) if t in scores else None for t in TOPICS), answer.get("error")])
+    return pd.DataFrame(rows, columns=list(OUTPUT_COLUMNS), dtype=object)
+
+
 class HeadlineTopicPyfunc(mlflow.pyfunc.PythonModel):
-    """pyfunc wrapper: a DataFrame whose first column holds headlines -> label, confidence, per-topic scores."""
+    """pyfunc wrapper: titles -> title, label, confidence, the four topics' scores, error (see answer_frame).
+
+    The same answer as `python -m pipeline.predict` for the same headline: both call predict_titles, which
+    abstains (`other`) and rejects bad titles; a bad row gets an `error`, never an exception."""
 
     def load_context(self, context):
         from pipeline.models import load_model
@@ -99,12 +165,7 @@ class HeadlineTopicPyfunc(mlflow.pyfunc.PythonModel):
 
     # a DataFrame hint: mlflow takes the explicit signature logged with the model instead of inferring one
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        titles = list(model_input.iloc[:, 0]) if isinstance(model_input, pd.DataFrame) else list(model_input)
-        proba = self.model.predict_proba(titles)
-        frame = pd.DataFrame(proba, columns=list(self.model.labels))
-        frame.insert(0, "confidence", proba.max(axis=1))
-        frame.insert(0, "label", [self.model.labels[i] for i in proba.argmax(axis=1)])
-        return frame
+        return answer_frame(self.model, model_input)
 
 
 def _confusion_figure(matrix: list[list[int]], title: str, normalise: bool = False):
@@ -189,14 +250,6 @@ def log_result(result, model_dir: Path) -> str:
             errors = result.evaluations[split].errors
             mlflow.log_table(pd.DataFrame(errors, columns=["title", "label", "predicted", "confidence"]),
                              f"{split}_misclassified.json")
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
-
-    signature = ModelSignature(
-        inputs=Schema([ColSpec("string", "title")]),
-        outputs=Schema([ColSpec("string", "label"), ColSpec("double", "confidence"),
-                        *(ColSpec("double", t) for t in result.model.labels)]),
-    )
     # The wrapper is a small class of ours (cloudpickled by reference, code shipped via code_paths);
     # mlflow's generic warning about pickled python_model objects would only add noise to every run.
     pyfunc_logger = logging.getLogger("mlflow.pyfunc")
@@ -211,7 +264,8 @@ def log_result(result, model_dir: Path) -> str:
                 artifacts={"model_dir": str(model_dir)},
                 code_paths=[str(REPO_ROOT / "pipeline")],
                 pip_requirements=_pip_requirements(kind),
-                signature=signature,
+                signature=model_signature(),
+                input_example=pd.DataFrame({"title": EXAMPLE_TITLES}),
             )
     finally:
         pyfunc_logger.setLevel(level)
