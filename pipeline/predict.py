@@ -134,6 +134,10 @@ def input_batches(source: BinaryIO) -> Iterator[tuple[list[bytes], int]]:
 _SHARED: tuple[TopicModel, bool] | None = None  # (model, abstain), inherited by forked workers
 
 
+def _start_worker(threads: int) -> None:
+    _SHARED[0].in_worker(threads)
+
+
 def _answer_shared(raw: list[bytes], first: int) -> tuple[str, int]:
     model, abstain = _SHARED
     return answer_batch(model, raw, first, abstain)
@@ -151,7 +155,8 @@ def answered_batches(model: TopicModel, source: BinaryIO, abstain: bool,
         return
     global _SHARED
     _SHARED = (model, abstain)
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
+    threads = max(1, len(os.sched_getaffinity(0)) // workers)
+    with multiprocessing.get_context("fork").Pool(workers, _start_worker, (threads,)) as pool:
         pending: deque = deque()
         for raw, first in batches:
             pending.append((pool.apply_async(_answer_shared, (raw, first)), len(raw)))

@@ -179,6 +179,22 @@ def test_saved_kobert_predicts_through_the_cli_without_torch(tiny_run):
     assert "onnxruntime" in imported and not imported & {"torch", "transformers", "sklearn", "mlflow"}
 
 
+def test_forked_workers_answer_exactly_as_one_process(tiny_run, monkeypatch):
+    """--input in two forked workers, each with an ONNX Runtime session of its own, writes the same bytes."""
+    import io
+
+    from pipeline import predict
+
+    monkeypatch.setattr(predict, "BATCH", 7)  # several batches in flight
+    lines = "".join(f"{t}\n" for t in ["프로야구 LG, 두산에 역전승", "코스피 상승 마감", "", "경찰, 살인 피의자 구속"] * 9)
+    outputs = []
+    for workers in (1, 2):
+        model, out = load_model(tiny_run["tmp"] / "model"), io.StringIO()
+        assert predict.predict_stream(model, io.BytesIO(lines.encode()), out, workers=workers) == (36, 9)
+        outputs.append(out.getvalue())
+    assert outputs[0] == outputs[1] and outputs[0].count("\n") == 36
+
+
 def test_a_loaded_transformer_saves_again_as_an_ensemble_member_does(tiny_run, tmp_path):
     titles = ["경찰, 절도범 체포", "코스피 2800선 회복"]
     loaded = load_model(tiny_run["tmp"] / "model")

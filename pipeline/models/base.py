@@ -47,8 +47,7 @@ class TopicModel(ABC):
     audit_refits: ClassVar[bool] = True
     # Which split `fit` learns from: "train", or "val" for kinds that combine already-fitted models.
     fit_on: ClassVar[str] = "train"
-    # Whether forked processes may share a loaded model (predict --input): numpy-only kinds; not ONNX
-    # Runtime, whose thread pools do not survive a fork and which uses every core already.
+    # Whether forked processes may share a loaded model (predict --input); see `in_worker`.
     fork_safe: ClassVar[bool] = False
 
     def __init__(self, config: Any, labels: Sequence[str] = ()):
@@ -75,6 +74,11 @@ class TopicModel(ABC):
         from pipeline.calibration import apply
 
         return apply(self.calibration, self.predict_raw(titles))
+
+    def in_worker(self, threads: int) -> None:
+        """Called in a forked worker before it predicts, with the threads it may use (a kind holding thread
+        pools rebuilds them here: threads do not survive a fork)."""
+        return None
 
     @abstractmethod
     def _save_weights(self, model_dir: Path) -> None: ...

@@ -26,12 +26,23 @@ class OnnxRunner:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
-        self.session = ort.InferenceSession(graph if isinstance(graph, bytes) else str(graph),
-                                            providers=["CPUExecutionProvider"])
+        self.graph = graph if isinstance(graph, bytes) else str(graph)
+        self.session = ort.InferenceSession(self.graph, providers=["CPUExecutionProvider"])
+        self.inherited: list = []
         self.tokenizer = Tokenizer.from_str(tokenizer_json)
         self.tokenizer.enable_truncation(max_length)
         self.tokenizer.no_padding()
         self.batch_size = batch_size
+
+    def in_worker(self, threads: int) -> None:
+        """A session of its own for a forked worker. The inherited one is kept, never run or freed: its thread
+        pool stayed in the parent, and freeing it would wait for those threads."""
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        self.inherited.append(self.session)
+        self.session = ort.InferenceSession(self.graph, options, providers=["CPUExecutionProvider"])
 
     def proba(self, texts: Sequence[str]) -> np.ndarray:
         """Batches of similar length, so padding stays short."""
@@ -52,10 +63,16 @@ class OnnxKobert(TopicModel):
     """A saved transformer for prediction only (training is pipeline.models.kobert.KobertModel's)."""
 
     kind = "kobert"
+    # Several single-threaded ONNX Runtime processes beat one process using every core (less
+    # synchronisation, and one worker's Python work overlaps another's graph)
+    fork_safe = True
 
     @classmethod
     def config_class(cls) -> type:
         return KobertConfig
+
+    def in_worker(self, threads: int) -> None:
+        self.runner.in_worker(threads)
 
     def fit(self, titles: Sequence[str], labels: Sequence[str], seed: int = 0,
             sample_weight: Sequence[float] | None = None, inputs: FitInputs = NO_INPUTS) -> "OnnxKobert":
