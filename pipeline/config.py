@@ -243,8 +243,8 @@ class ModelMeta(Config):
         if len(set(self.labels)) != len(self.labels):
             raise ValueError(f"labels repeat: {self.labels}")
         c, n = self.calibration, len(self.labels)
-        widths = {"isotonic": lambda: [len(c.curves)], "platt": lambda: [len(c.a), len(c.b)]}
-        if c is not None and any(w != n for w in widths.get(c.method, lambda: [n])()):
+        widths = [len(c.curves)] if isinstance(c, Isotonic) else [len(c.a), len(c.b)] if isinstance(c, Platt) else []
+        if any(w != n for w in widths):
             raise ValueError(f"calibration ({c.method}) is not for {n} labels")
         if isinstance(c, Isotonic) and any(len(x) != len(y) or not x or x != sorted(x) for x, y in c.curves):
             raise ValueError("isotonic curves need increasing thresholds, one value each")
