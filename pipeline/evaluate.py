@@ -1,7 +1,9 @@
 """Evaluation shared by every model kind, so all runs report the same metric names.
 
 Names: <split>_macro_f1, <split>_accuracy, <split>_{precision,recall,f1}_<topic> over the four topics
-(split: val, gold_tune or gold_report); gold `other` items are counted apart (<split>_other_*).
+(split: val, tune — the annotations' tune part —, gold_report — all gold —, gold_file_<file> and
+gold_source_<source>); `other` items are counted apart (<split>_other_*). A gold slice's macro-F1 averages
+the topics it has enough items of (pipeline.gold.scored_topics); per-topic figures are always there.
 """
 
 from collections import Counter
@@ -24,13 +26,17 @@ class Evaluation:
     truth: list[str] = field(default_factory=list)
     forced: list[str] = field(default_factory=list)  # best topic, abstaining off
     kept: list[bool] = field(default_factory=list)  # a topic answered, abstaining on
+    topics: tuple[str, ...] = TOPICS  # what the macro-F1 averages
 
 
-def classification_metrics(y_true: Sequence[str], y_pred: Sequence[str], prefix: str) -> dict[str, float]:
+def classification_metrics(y_true: Sequence[str], y_pred: Sequence[str], prefix: str,
+                           topics: Sequence[str] = TOPICS) -> dict[str, float]:
+    """Macro-F1 over `topics`; accuracy and per-topic precision, recall and F1 over all four."""
     from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
     p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, labels=list(TOPICS), zero_division=0)
-    return {f"{prefix}_macro_f1": float(np.mean(f)), f"{prefix}_accuracy": float(accuracy_score(y_true, y_pred)),
+    return {f"{prefix}_macro_f1": float(np.mean([f[TOPICS.index(t)] for t in topics])),
+            f"{prefix}_accuracy": float(accuracy_score(y_true, y_pred)),
             f"{prefix}_n": float(len(y_true)),
             **{f"{prefix}_{name}_{topic}": float(values[i]) for i, topic in enumerate(TOPICS)
                for name, values in (("precision", p), ("recall", r), ("f1", f))}}
@@ -38,7 +44,7 @@ def classification_metrics(y_true: Sequence[str], y_pred: Sequence[str], prefix:
 
 def evaluate(titles: Sequence[str], labels: Sequence[str], proba: np.ndarray, model_labels: Sequence[str],
              prefix: str, threshold: float | None = None, raw: np.ndarray | None = None,
-             other_threshold: float | None = None) -> Evaluation:
+             other_threshold: float | None = None, topics: Sequence[str] = TOPICS) -> Evaluation:
     """Score calibrated `proba` (rows over `model_labels`) against labels.
 
     Topic metrics use the forced topic (best of the four), so runs with and without abstaining compare;
@@ -53,7 +59,7 @@ def evaluate(titles: Sequence[str], labels: Sequence[str], proba: np.ndarray, mo
     confidence = proba.max(axis=1)
     scope = [i for i, y in enumerate(labels) if y != OTHER]
     y_true, y_forced = [labels[i] for i in scope], [forced[i] for i in scope]
-    metrics = classification_metrics(y_true, y_forced, prefix)
+    metrics = classification_metrics(y_true, y_forced, prefix, topics)
     others = [i for i, y in enumerate(labels) if y == OTHER]
     if others:
         spread = Counter(forced[i] for i in others)
@@ -78,7 +84,7 @@ def evaluate(titles: Sequence[str], labels: Sequence[str], proba: np.ndarray, mo
               for i in range(len(labels)) if labels[i] != answered[i]]
     matrix = confusion_matrix(y_true, y_forced, labels=list(TOPICS)).tolist()
     return Evaluation(metrics, matrix, errors, curves, scope_titles=[titles[i] for i in scope], truth=y_true,
-                      forced=y_forced, kept=[answered[i] != OTHER for i in scope])
+                      forced=y_forced, kept=[answered[i] != OTHER for i in scope], topics=tuple(topics))
 
 
 def add_intervals(evaluation: Evaluation, prefix: str) -> None:
@@ -86,7 +92,8 @@ def add_intervals(evaluation: Evaluation, prefix: str) -> None:
     from pipeline.gold import coverage_interval, macro_f1_interval
 
     m = evaluation.metrics
-    for name, interval in ((f"{prefix}_macro_f1", macro_f1_interval(evaluation.truth, evaluation.forced)),
+    for name, interval in ((f"{prefix}_macro_f1", macro_f1_interval(evaluation.truth, evaluation.forced,
+                                                                     evaluation.topics)),
                            (f"{prefix}_coverage", coverage_interval(evaluation.kept))):
         m[f"{name}_lo"], m[f"{name}_hi"] = interval.lo, interval.hi
 
@@ -95,8 +102,9 @@ def format_report(evaluation: Evaluation, prefix: str) -> str:
     m = evaluation.metrics
     interval = (f" [95% CI {m[f'{prefix}_macro_f1_lo']:.3f}-{m[f'{prefix}_macro_f1_hi']:.3f}]"
                 if f"{prefix}_macro_f1_lo" in m else "")
-    lines = [f"{prefix}: macro-F1 {m[f'{prefix}_macro_f1']:.3f}{interval}  accuracy {m[f'{prefix}_accuracy']:.3f}  "
-             f"(n={int(m[f'{prefix}_n'])})"]
+    over = "" if evaluation.topics == TOPICS else f" over {'/'.join(evaluation.topics)}"
+    lines = [f"{prefix}: macro-F1{over} {m[f'{prefix}_macro_f1']:.3f}{interval}  accuracy "
+             f"{m[f'{prefix}_accuracy']:.3f}  (n={int(m[f'{prefix}_n'])})"]
     lines += [f"  {t:<9} P {m[f'{prefix}_precision_{t}']:.3f}  R {m[f'{prefix}_recall_{t}']:.3f}  "
               f"F1 {m[f'{prefix}_f1_{t}']:.3f}" for t in TOPICS]
     if f"{prefix}_other_n" in m:

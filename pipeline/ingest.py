@@ -2,9 +2,11 @@
 
     python -m pipeline.ingest [--config configs/data.yaml]
 
-Sources: KLUE-YNAT, listing exports and saved listing pages (configs/data.yaml). Output:
-data/interim/headlines.csv, one row per distinct headline (dedupe key from pipeline.text), first
-source wins, `n_seen` counts the copies. Same input, same output, byte for byte.
+Sources: KLUE-YNAT, listing exports and RSS archives (each CSV file is a source, named by its file stem:
+naver_sections_2026-06-05, chosun_society_2024-05_2026-06, ...) and saved listing pages (configs/data.yaml).
+Output: data/interim/headlines.csv, one row per distinct headline (dedupe key from pipeline.text), first
+source wins, `n_seen` counts the copies; `source` travels through every later stage. Same input, same
+output, byte for byte.
 """
 
 import argparse
@@ -77,9 +79,10 @@ def _datasets():
 
 
 def read_listing_csv(path: Path) -> list[dict]:
-    """A listing export: title, section, date (or listed_on), site."""
+    """A listing export or RSS archive: title, section (`|`-joined when several), date (or listed_on), site.
+    The file is the source: its stem names it."""
     rows = read_csv(path, required=("title",))
-    return [record(r["title"] or "", "listing", path.name, r.get("site") or "",
+    return [record(r["title"] or "", path.stem, path.name, r.get("site") or "",
                    iso_date(r.get("date") or r.get("listed_on") or ""), r.get("section") or "")
             for r in rows]
 

@@ -5,8 +5,9 @@
 
 Labeling functions (configs/labels.yaml; label meanings: ../shared/LABELING.md) are source-section
 maps and pattern rules; pipeline.labelmodel combines their votes, each weighted by its precision on the
-gold *tune* part only (the report part is never read here). Manual labels (pipeline.review) override
-every rule. Gold titles are removed here, by dedupe key, before anything can train on them.
+human annotations (pipeline.gold; gold is never read for this). The annotations' `fit` part and manual
+labels (pipeline.review) override every rule. Gold titles and the annotations' `tune` part are removed
+here, by dedupe key, before anything can train on them.
 """
 
 import argparse
@@ -19,7 +20,7 @@ from pathlib import Path
 from pipeline import LABELS
 from pipeline.cli import UserError, run
 from pipeline.config import CONFIG_DIR, DataConfig, LabelConfig, load_config
-from pipeline.gold import TUNE, read_gold, split_gold
+from pipeline.gold import FIT, TUNE, gold_keys, read_annotations, read_gold
 from pipeline.ingest import COLUMNS as HEADLINE_COLUMNS
 from pipeline.io import read_csv, write_csv
 from pipeline.labelmodel import LabelModel, smoothed_accuracy
@@ -28,6 +29,7 @@ from pipeline.text import normalize_title
 
 COLUMNS = (*HEADLINE_COLUMNS, "label", "confidence", "rule", "votes")
 MANUAL = "manual"
+ANNOTATION = "annotation"
 
 Vote = tuple[str, str]  # (labeling function name, label)
 
@@ -50,8 +52,13 @@ class Labeler:
 
     def votes(self, text: str, section: str = "") -> list[Vote]:
         votes = []
-        if section in self.cfg.section_map:
-            votes.append((f"section:{section}", self.cfg.section_map[section]))
+        # a feed may list an article in several categories (`economy|finance`): one vote per label they map to
+        voted: set[str] = set()
+        for part in section.split("|") if section else ():
+            label = self.cfg.section_map.get(part)
+            if label is not None and label not in voted:
+                voted.add(label)
+                votes.append((f"section:{part}", label))
         for rule, include, exclude in self._rules:
             if include.search(text) and not (exclude and exclude.search(text)):
                 votes.append((rule.name, rule.label))
@@ -63,11 +70,11 @@ def compile_patterns(patterns: Sequence[str]) -> re.Pattern | None:
     return re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
 
 
-def gold_votes(gold: list[dict], headlines: list[dict], labeler: Labeler) -> list[tuple[str, list[Vote]]]:
-    """(gold label, votes) per gold item; its section comes from the ingested headline with its key."""
+def labeled_votes(items: list[dict], headlines: list[dict], labeler: Labeler) -> list[tuple[str, list[Vote]]]:
+    """(human label, votes) per annotated item; its section comes from the ingested headline with its key."""
     section = {r["key"]: r["section"] for r in headlines}
-    norms = [normalize_title(g["title"]) for g in gold]
-    return [(g["label"], labeler.votes(n.text, section.get(n.key, ""))) for g, n in zip(gold, norms, strict=True)]
+    norms = [normalize_title(g["title"]) for g in items]
+    return [(g["label"], labeler.votes(n.text, section.get(n.key, ""))) for g, n in zip(items, norms, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -77,15 +84,15 @@ class FunctionStats:
     coverage: float  # share of headlines it votes on
     overlap: float  # share of its votes where another function also votes
     conflict: float  # share of its votes where another function votes a different label
-    gold_hits: int  # gold tune-part items it votes on (the report part is never read here)
-    gold_precision: float  # share of those whose gold label is its label
-    gold_recall: float  # share of gold items with its label that it catches
+    tune_hits: int  # annotated items it votes on (gold is never read here)
+    tune_precision: float  # share of those whose human label is its label
+    tune_recall: float  # share of annotated items with its label that it catches
     accuracy: float  # smoothed precision: its weight in the label model
 
 
 def analyse(names: list[str], label_of, corpus: list[list[Vote]], gold: list[tuple[str, list[Vote]]],
             cfg: LabelConfig) -> list[FunctionStats]:
-    """Snorkel-style analysis of every labeling function on the corpus and on gold."""
+    """Snorkel-style analysis of every labeling function on the corpus and on human-labeled items."""
     n = max(len(corpus), 1)
     votes_of, overlaps, conflicts = Counter(), Counter(), Counter()
     for votes in corpus:
@@ -102,24 +109,25 @@ def analyse(names: list[str], label_of, corpus: list[list[Vote]], gold: list[tup
         stats.append(FunctionStats(
             name=name, label=label, coverage=votes_of[name] / n,
             overlap=overlaps[name] / max(votes_of[name], 1), conflict=conflicts[name] / max(votes_of[name], 1),
-            gold_hits=len(hits), gold_precision=correct / len(hits) if hits else float("nan"),
-            gold_recall=correct / gold_per_label[label] if gold_per_label[label] else float("nan"),
+            tune_hits=len(hits), tune_precision=correct / len(hits) if hits else float("nan"),
+            tune_recall=correct / gold_per_label[label] if gold_per_label[label] else float("nan"),
             accuracy=smoothed_accuracy(correct, len(hits), cfg.prior_accuracy, cfg.prior_strength),
         ))
     return stats
 
 
 def format_stats(stats: list[FunctionStats]) -> str:
-    head = f"{'function':<22} {'label':<9} {'cover':>6} {'overlap':>7} {'confl':>6} {'tune n':>6} " \
+    head = f"{'function':<22} {'label':<9} {'cover':>6} {'overlap':>7} {'confl':>6} {'anno n':>6} " \
            f"{'prec':>5} {'recall':>6} {'weight':>6}"
-    rows = [f"{s.name:<22} {s.label:<9} {s.coverage:>6.1%} {s.overlap:>7.1%} {s.conflict:>6.1%} {s.gold_hits:>6} "
-            f"{s.gold_precision:>5.2f} {s.gold_recall:>6.2f} {s.accuracy:>6.2f}" for s in stats]
+    rows = [f"{s.name:<22} {s.label:<9} {s.coverage:>6.1%} {s.overlap:>7.1%} {s.conflict:>6.1%} {s.tune_hits:>6} "
+            f"{s.tune_precision:>5.2f} {s.tune_recall:>6.2f} {s.accuracy:>6.2f}" for s in stats]
     return "\n".join([head, *rows])
 
 
 def label_rows(rows: list[dict], votes: list[list[Vote]], model: LabelModel, min_confidence: float,
-               exclude_keys: set[str], manual: dict[str, str] | None = None) -> tuple[list[dict], int]:
-    """Label every headline not in `exclude_keys`; returns (labeled rows, number excluded)."""
+               exclude_keys: set[str], manual: dict[str, tuple[str, str]] | None = None) -> tuple[list[dict], int]:
+    """Label every headline not in `exclude_keys`; `manual` maps a key to (label, who decided it: MANUAL or
+    ANNOTATION), which overrides the rules. Returns (labeled rows, number excluded)."""
     manual = manual or {}
     out = []
     for row, row_votes in zip(rows, votes, strict=True):
@@ -127,7 +135,8 @@ def label_rows(rows: list[dict], votes: list[list[Vote]], model: LabelModel, min
             continue
         vote_text = ";".join(f"{name}={label}" for name, label in row_votes)
         if row["key"] in manual:
-            out.append({**row, "label": manual[row["key"]], "confidence": 1.0, "rule": MANUAL, "votes": vote_text})
+            label, who = manual[row["key"]]
+            out.append({**row, "label": label, "confidence": 1.0, "rule": who, "votes": vote_text})
             continue
         label, confidence = model.decide(row_votes, min_confidence)
         agreeing = "+".join(name for name, vote in row_votes if vote == label) if label else ""
@@ -150,38 +159,70 @@ def rule_counts(rows: list[dict]) -> Counter:
 def summary(rows: list[dict], names: list[str], n_gold: int) -> str:
     labels = Counter(r["label"] for r in rows)
     covered = sum(v for k, v in labels.items() if k)
-    lines = [f"{len(rows)} headlines ({n_gold} gold titles removed); labeled {covered} "
+    lines = [f"{len(rows)} headlines ({n_gold} gold and tune-part titles removed); labeled {covered} "
              f"({covered / max(len(rows), 1):.1%}), unlabeled {labels['']}"]
     lines += [f"  {t:<10} {labels[t]:>7}" for t in LABELS]
     counts = rule_counts(rows)
     lines.append("labels per function:")
-    lines += [f"  {name:<28} {counts[name]:>7}" for name in [*names, MANUAL, "abstained"]]
+    lines += [f"  {name:<28} {counts[name]:>7}" for name in [*names, ANNOTATION, MANUAL, "abstained"]]
+    return "\n".join(lines)
+
+
+def source_table(rows: list[dict]) -> str:
+    """Label counts per source x label (and unlabeled): which source a topic's labels come from."""
+    counts = Counter((r["source"], r["label"]) for r in rows)
+    sources = sorted({r["source"] for r in rows})
+    columns = [*LABELS, ""]
+    width = max([len(s) for s in sources] + [6])
+    lines = [f"{'source':<{width}} " + " ".join(f"{c or 'none':>8}" for c in columns) + f" {'total':>8}"]
+    for source in sources:
+        row = [counts[(source, c)] for c in columns]
+        lines.append(f"{source:<{width}} " + " ".join(f"{n:>8}" for n in row) + f" {sum(row):>8}")
     return "\n".join(lines)
 
 
 @dataclass
 class Labeling:
-    rows: list[dict]  # the labeled table (gold removed)
+    rows: list[dict]  # the labeled table (gold and the annotations' tune part removed)
     stats: list[FunctionStats]
-    n_gold: int
+    n_gold: int  # headlines removed: gold and tune-part titles
 
 
 def label_table(headlines: list[dict], gold: list[dict], cfg: LabelConfig, manual: dict[str, str],
-                report_share: float = DataConfig().gold_report_share) -> Labeling:
-    """Pure core: analyse the functions, build the label model, label every non-gold headline.
+                annotations: list[dict] = ()) -> Labeling:
+    """Pure core: analyse the functions, build the label model, label every headline that is neither gold
+    nor in the annotations' tune part.
 
-    Function precisions are measured on the gold *tune* part only (pipeline.gold); every gold title,
-    tune and report alike, is removed from the table."""
+    Function precisions are measured on all annotations (pipeline.gold; never on gold). The annotations'
+    `fit` part overrides the rules, and manual labels override both; an annotated headline missing from
+    the table joins it with its annotation's source."""
+    headlines = [*headlines, *missing_annotated(headlines, annotations)]
     labeler = Labeler(cfg)
     votes = [labeler.votes(r["text"], r["section"]) for r in headlines]
-    gold_keyset = {normalize_title(g["title"]).key for g in gold}
-    corpus = [v for r, v in zip(headlines, votes, strict=True) if r["key"] not in gold_keyset]
-    tune = split_gold(gold, report_share)[TUNE]
-    stats = analyse(labeler.names, labeler.label_of, corpus, gold_votes(tune, headlines, labeler), cfg)
+    excluded = gold_keys(gold) | {a["key"] for a in annotations if a["part"] == TUNE}
+    corpus = [v for r, v in zip(headlines, votes, strict=True) if r["key"] not in excluded]
+    stats = analyse(labeler.names, labeler.label_of, corpus, labeled_votes(list(annotations), headlines, labeler), cfg)
     blind = {name: cfg.sections_blind_to for name in labeler.names if name.startswith("section:")}
+    blind.update({rule.name: rule.blind_to for rule in cfg.rules if rule.blind_to})
     model = LabelModel(LABELS, {s.name: s.accuracy for s in stats}, blind)
-    rows, n_gold = label_rows(headlines, votes, model, cfg.min_confidence, gold_keyset, manual)
-    return Labeling(rows, stats, n_gold)
+    decided = {a["key"]: (a["label"], ANNOTATION) for a in annotations if a["part"] == FIT}
+    decided.update({key: (label, MANUAL) for key, label in manual.items()})
+    rows, n_excluded = label_rows(headlines, votes, model, cfg.min_confidence, excluded, decided)
+    return Labeling(rows, stats, n_excluded)
+
+
+def missing_annotated(headlines: list[dict], annotations: list[dict]) -> list[dict]:
+    """Headline rows for annotated titles the sources did not bring (so a fit-part label is never lost)."""
+    known = {r["key"] for r in headlines}
+    rows = []
+    for a in annotations:
+        if a["key"] not in known:
+            known.add(a["key"])
+            norm = normalize_title(a["title"])
+            rows.append({"title": " ".join(a["title"].split()), "text": norm.text, "tags": "|".join(norm.tags),
+                         "key": a["key"], "source": a["source"], "source_file": a["file"], "site": "", "date": "",
+                         "section": "", "n_seen": 1})
+    return rows
 
 
 def main() -> None:
@@ -196,8 +237,9 @@ def main() -> None:
     if not headlines_path.is_file():
         raise UserError(f"no headline table at {headlines_path}; run `make ingest` first")
     headlines = read_csv(headlines_path, required=HEADLINE_COLUMNS)
-    result = label_table(headlines, read_gold(data_cfg), cfg, read_manual(data_cfg.manual_labels_csv),
-                         data_cfg.gold_report_share)
+    gold = read_gold(data_cfg)
+    result = label_table(headlines, gold, cfg, read_manual(data_cfg.manual_labels_csv),
+                         read_annotations(data_cfg, gold))
     out = data_cfg.labeled_csv
     write_csv(out, COLUMNS, result.rows)
     write_csv(out.with_name("labeling_functions.csv"), list(FunctionStats.__dataclass_fields__),
@@ -205,6 +247,8 @@ def main() -> None:
     print(summary(result.rows, Labeler(cfg).names, result.n_gold))
     if args.report:
         print(format_stats(result.stats))
+        print("labels per source:")
+        print(source_table(result.rows))
     print(f"-> {out}")
 
 

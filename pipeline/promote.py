@@ -1,12 +1,13 @@
-"""Promote: crown the champion by evidence on the gold *report* part, not by whichever trained last.
+"""Promote: crown the champion by evidence on all gold (every file), not by whichever trained last.
 
     python -m pipeline.promote [--force] [--dry-run]
 
-Every registered version (tag model_kind) carries its gold report-part macro-F1 and answers (one letter
-per item). A gain counts only beyond the noise: a paired bootstrap over the same report items (95%
-interval of the macro-F1 difference) must exclude zero; a tie goes to the faster model, then the smaller.
-The candidate is the best version, or the fastest one tied with it; it replaces the champion only if
-better, or tied and faster (--force: always). The alias `champion` then moves to it and its model
+Every registered version (tag model_kind) carries its macro-F1 and answers (one letter per item) on all
+gold, and each item's gold source. A gain counts only beyond the noise: a paired bootstrap over the same
+items (95% interval of the macro-F1 difference) must exclude zero; a tie goes to the faster model, then
+the smaller. The candidate is the best version, or the fastest one tied with it; it replaces the champion
+only if better, or tied and faster, and worse beyond the noise on no gold source (paired on that source's
+items, over the topics it has enough of) (--force: always). The alias `champion` then moves to it and its model
 directory becomes models/champion, with models/current pointing there (prediction never needs MLflow).
 A version without answers on the same items is never the candidate, and as champion it is replaced.
 """
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from pipeline import REPO_ROOT, TOPICS
 from pipeline.cli import UserError, run
-from pipeline.gold import Interval, decode, paired_difference
+from pipeline.gold import Interval, decode, decode_sources, paired_difference, scored_topics
 from pipeline.io import models_lock, point_link, swapped_dir
 
 MODELS_DIR = REPO_ROOT / "models"
@@ -55,6 +56,24 @@ def paired(a: dict, b: dict) -> Interval | None:
     return paired_difference(truth, decode(a["tags"]["gold_report_answers"]), decode(b["tags"]["gold_report_answers"]))
 
 
+def worse_sources(champion: dict, candidate: dict) -> list[str]:
+    """Gold sources on which the candidate is worse than the champion beyond the noise, each with its paired
+    interval: a gain on the whole must not hide an outlet that fails."""
+    sources = decode_sources(candidate["tags"])
+    if sources is None or paired(champion, candidate) is None or decode_sources(champion["tags"]) != sources:
+        return []
+    truth = decode(champion["tags"]["gold_report_truth"])
+    old, new = decode(champion["tags"]["gold_report_answers"]), decode(candidate["tags"]["gold_report_answers"])
+    worse = []
+    for source in dict.fromkeys(sources):
+        idx = [i for i, s in enumerate(sources) if s == source]
+        t = [truth[i] for i in idx]
+        verdict = paired_difference(t, [old[i] for i in idx], [new[i] for i in idx], scored_topics(t))
+        if verdict.hi < 0:
+            worse.append(f"{source} {verdict}")
+    return worse
+
+
 def best_scored(versions: list[dict]) -> dict | None:
     """The version with the best report macro-F1 (point estimate; ties: faster, smaller)."""
     scored = [v for v in versions if comparable(v)]
@@ -78,14 +97,17 @@ def should_replace(candidate: dict, champion: dict | None) -> tuple[bool, str]:
         return True, "no champion yet"
     verdict = paired(champion, candidate)
     if verdict is None:
-        return True, "the champion has no report-part answers to pair with (trained before the gold split)"
-    if verdict.lo > 0:
-        return True, f"better beyond noise: {verdict}"
+        return True, "the champion has no answers on the same gold items to pair with (scored on other gold)"
     if verdict.hi < 0:
         return False, f"worse: {verdict}"
-    if speed_key(candidate) > speed_key(champion):
-        return True, f"tied within noise ({verdict}) and faster"
-    return False, f"tied within noise ({verdict}), not faster"
+    if verdict.lo <= 0 and speed_key(candidate) <= speed_key(champion):
+        return False, f"tied within noise ({verdict}), not faster"
+    if worse := worse_sources(champion, candidate):
+        return False, f"{'better' if verdict.lo > 0 else 'tied'} on all gold ({verdict}) but worse beyond noise on " \
+                      + "; ".join(worse)
+    if verdict.lo > 0:
+        return True, f"better beyond noise: {verdict}"
+    return True, f"tied within noise ({verdict}) and faster"
 
 
 def _name(version: dict) -> str:
@@ -105,9 +127,26 @@ def comparison_table(candidate: dict | None, champion: dict | None) -> str:
     rows = ["model", "report macro-F1", "  95% interval", *(f"report F1 {t}" for t in TOPICS), "headlines/s",
             "size MB"]
     left, right = describe(candidate), describe(champion)
-    lines = [f"{'':<20} {'candidate':>18} {'champion':>18}"]
-    lines += [f"{name:<20} {a:>18} {b:>18}" for name, a, b in zip(rows, left, right, strict=True)]
+    # every gold file and source either version was scored on: a mean over sources hides the one that fails
+    slices = sorted({k.removesuffix("_macro_f1") for v in (candidate, champion) if v for k in v["tags"]
+                     if k.startswith(("gold_file_", "gold_source_")) and k.endswith("_macro_f1")})
+    for name in slices:
+        rows.append(name.removeprefix("gold_").replace("_", " ", 1))
+        left.append(_slice(candidate, name))
+        right.append(_slice(champion, name))
+    width = max(20, *(len(r) for r in rows))
+    lines = [f"{'':<{width}} {'candidate':>24} {'champion':>24}"]
+    lines += [f"{name:<{width}} {a:>24} {b:>24}" for name, a, b in zip(rows, left, right, strict=True)]
     return "\n".join(lines)
+
+
+def _slice(version: dict | None, name: str) -> str:
+    """macro-F1 [interval] of one gold slice, from a version's tags."""
+    if version is None or f"{name}_macro_f1" not in version["tags"]:
+        return ""
+    tags = version["tags"]
+    lo, hi = _f(tags, f"{name}_macro_f1_lo"), _f(tags, f"{name}_macro_f1_hi")
+    return f"{_f(tags, name + '_macro_f1'):.3f} [{lo:.2f}-{hi:.2f}]"
 
 
 def install_default(run_id: str, kind: str, models_dir: Path = MODELS_DIR) -> Path:

@@ -238,8 +238,8 @@ def main() -> None:
     parser.add_argument("--neighbours", type=int, default=5, help="Kiwi neighbours per top unigram (0: none)")
     parser.add_argument("--seed-neighbours", action="store_true",
                         help="also list Kiwi neighbours of the words the label's rules already use, found in the pool")
-    parser.add_argument("--source", help="only headlines of this source (ynat, listing, page): e.g. the listings, "
-                                             "which look most like what users label")
+    parser.add_argument("--source", help="only headlines of this source (ynat, page, or a listing file's stem, "
+                        "e.g. naver_sections_2026-06-05, which looks most like what users label)")
     parser.add_argument("--data", default=CONFIG_DIR / "data.yaml", type=Path)
     parser.add_argument("--labels", default=CONFIG_DIR / "labels.yaml", type=Path)
     args = parser.parse_args()

@@ -232,6 +232,8 @@ def log_result(result, model_dir: Path) -> str:
     if result.label_issues:
         mlflow.log_table(pd.DataFrame(result.label_issues), "labels/label_issues.json")
     for split, evaluation in result.evaluations.items():
+        if split.startswith("gold_source_"):  # figures for the whole and each file; sources are in the metrics
+            continue
         figures = (
             (_confusion_figure(evaluation.confusion, f"{kind}: {split} confusion"), "confusion_matrix"),
             (_confusion_figure(evaluation.confusion, f"{kind}: {split} confusion (row-normalised)", normalise=True),
@@ -245,7 +247,7 @@ def log_result(result, model_dir: Path) -> str:
                      "other_threshold": result.model.other_threshold},
                     "calibration.json")
     mlflow.set_tag("calibration_method", result.model.calibration["method"] if result.model.calibration else "none")
-    for split in ("gold_tune", "gold_report"):
+    for split in ("tune", "gold_report"):
         if split in result.evaluations:
             errors = result.evaluations[split].errors
             mlflow.log_table(pd.DataFrame(errors, columns=["title", "label", "predicted", "confidence"]),
@@ -291,26 +293,29 @@ def _log_datasets(result) -> None:
     mlflow.log_input(mlflow.data.from_pandas(table, source=data.get("labeled_csv", "labeled.csv"), name="labeled",
                                              targets="label"), context="training")
     for split, evaluation in result.evaluations.items():
-        if split.startswith("gold_"):
+        if split == "tune" or split == "gold_report" or split.startswith("gold_file_"):
             gold = pd.DataFrame({"title": evaluation.scope_titles, "label": evaluation.truth})
-            mlflow.log_input(mlflow.data.from_pandas(gold, source=str(data.get("gold_tsv") or "gold"), name=split,
-                                                     targets="label"), context="evaluation")
+            source = data.get("annotations_tsv") if split == "tune" else ",".join(data.get("gold_tsvs") or ["gold"])
+            mlflow.log_input(mlflow.data.from_pandas(gold, source=str(source), name=split, targets="label"),
+                             context="tuning" if split == "tune" else "evaluation")
 
 
 def _tag_version(version, result, model_dir: Path) -> None:
     """Gold report metrics, size and speed on the registered version: what champion selection reads, with
     the report part's answers (one letter per item) so promote can pair two versions on the same items."""
-    from pipeline.gold import encode, items_digest
+    from pipeline.gold import encode, encode_sources, items_digest
 
     client = mlflow.MlflowClient()
     tags = {k: f"{v:.6f}" for k, v in result.metrics.items()
             if k.startswith("gold_report_") and "other_as" not in k}
-    tags.update({k: f"{result.metrics[k]:.6f}" for k in ("gold_tune_macro_f1", "gold_tune_f1_crime")
-                 if k in result.metrics})
+    tags.update({k: f"{v:.6f}" for k, v in result.metrics.items()
+                 if k.startswith(("gold_file_", "gold_source_"))
+                 and k.endswith(("macro_f1", "macro_f1_lo", "macro_f1_hi"))})
+    tags.update({k: f"{result.metrics[k]:.6f}" for k in ("tune_macro_f1", "tune_f1_crime") if k in result.metrics})
     report = result.evaluations.get("gold_report")
     if report is not None:
         tags.update({"gold_report_items": items_digest(report.scope_titles), "gold_report_truth": encode(report.truth),
-                     "gold_report_answers": encode(report.forced)})
+                     "gold_report_answers": encode(report.forced), **encode_sources(result.report_sources)})
     size = sum(f.stat().st_size for f in model_dir.rglob("*") if f.is_file())
     tags.update({"model_kind": result.model.kind, "model_bytes": str(size),
                  "headlines_per_second": f"{result.metrics.get('val_headlines_per_second', 0.0):.1f}",

@@ -2,8 +2,9 @@
 
     python -m pipeline.train [--model tfidf] [--config configs/train.yaml]
 
-Reads data/processed/labeled.csv (make label), splits it (seeded, stratified), fits the kind, evaluates
-it on the held-out split and the gold parts inside an MLflow run, and only then swaps it into
+Reads data/processed/labeled.csv (make label), splits it (seeded, stratified), fits the kind, sets its
+abstain thresholds on the annotations' tune part, evaluates it on the held-out split, the tune part and
+every gold slice (all gold, per file, per source) inside an MLflow run, and only then swaps it into
 models/<kind>: a failure leaves the previous model. `python -m pipeline.promote` decides the default.
 """
 
@@ -20,7 +21,7 @@ from pipeline.audit import ISSUE_COLUMNS
 from pipeline.cli import UserError, run
 from pipeline.config import CONFIG_DIR, DataConfig, LabelConfig, TrainConfig, load_config
 from pipeline.evaluate import Evaluation, add_intervals, evaluate, format_report
-from pipeline.gold import REPORT, TUNE, read_gold, split_gold
+from pipeline.gold import REPORT, TUNE, gold_keys, read_annotations, read_gold, scored_topics, slices
 from pipeline.io import failpoint, models_lock, point_link, read_csv, sha256_lines, swapped_dir, write_csv
 from pipeline.label import COLUMNS as LABELED_COLUMNS
 from pipeline.label import rule_counts
@@ -36,19 +37,22 @@ class TrainResult:
     configs: dict[str, dict]  # resolved configs by name: train, model, data, labels
     data_info: dict[str, str | int]  # training-data hash and size
     label_counts: dict[str, int]  # labels produced per rule, for the whole labeled table
-    evaluations: dict[str, Evaluation] = field(default_factory=dict)  # "val", "gold_tune", "gold_report"
+    evaluations: dict[str, Evaluation] = field(default_factory=dict)  # "val", "tune", gold slices (pipeline.gold)
     label_issues: list[dict] = field(default_factory=list)  # audit suspects, ranked (pipeline.audit)
     rows: list[dict] = field(default_factory=list)  # the training table (train + validation split), no gold
     function_stats: list[dict] = field(default_factory=list)  # labeling-function analysis (pipeline.label)
+    report_sources: list[str] = field(default_factory=list)  # gold source of each in-scope REPORT item, in order
 
 
 def training_rows(labeled: list[dict], forbidden_keys: set[str], learn_other: bool = False) -> list[dict]:
-    """Rows with a topic (and `other`, if learned); refuses to go on if any gold headline slipped in."""
+    """Rows with a topic (and `other`, if learned); refuses to go on if any gold or tune-part headline
+    slipped in."""
     classes = (*TOPICS, OTHER) if learn_other else TOPICS
     rows = [r for r in labeled if r["label"] in classes]
     leaked = [r["title"] for r in rows if r["key"] in forbidden_keys]
     if leaked:
-        raise UserError(f"{len(leaked)} gold headline(s) in the training table (e.g. {leaked[0]!r}); rerun make label")
+        raise UserError(f"{len(leaked)} gold or tune-part headline(s) in the training table (e.g. {leaked[0]!r}); "
+                        "rerun make label")
     return rows
 
 
@@ -67,20 +71,42 @@ def data_fingerprint(rows: list[dict]) -> dict[str, str | int]:
     return {"train_data_sha256": sha256_lines(lines), "train_data_rows": len(rows)}
 
 
-def score(model: TopicModel, titles: list[str], labels: list[str], prefix: str) -> Evaluation:
+def score(model: TopicModel, titles: list[str], labels: list[str], prefix: str,
+          topics: tuple[str, ...] = TOPICS) -> Evaluation:
     from pipeline.calibration import apply
 
     start = time.perf_counter()
     raw = model.predict_raw(titles)
     proba = apply(model.calibration, raw)
     seconds = time.perf_counter() - start
-    result = evaluate(titles, labels, proba, model.labels, prefix, model.threshold, raw, model.other_threshold)
+    result = evaluate(titles, labels, proba, model.labels, prefix, model.threshold, raw, model.other_threshold,
+                      topics)
     result.metrics[f"{prefix}_headlines_per_second"] = len(titles) / max(seconds, 1e-9)
     return result
 
 
 def weights(rows: list[dict], cfg: TrainConfig) -> list[float] | None:
-    return [float(r["confidence"]) for r in rows] if cfg.sample_weighting == "confidence" else None
+    """Each row's say: the label model's confidence (if weighted so) times its (source, label) balance."""
+    confidence = [float(r.get("confidence") or 1.0) if cfg.sample_weighting == "confidence" else 1.0 for r in rows]
+    balance = source_balance(rows, cfg.source_balance)
+    if cfg.sample_weighting == "none" and not cfg.source_balance:
+        return None
+    return [c * b for c, b in zip(confidence, balance, strict=True)]
+
+
+def source_balance(rows: list[dict], power: float) -> list[float]:
+    """Per row, (n_label / (sources_label * n_source_label)) ** power, scaled so each label keeps its total
+    weight: a label's sources move towards an equal say, and class balance stays the model's business.
+    Today every sports label but a few comes from YNAT; without this a model learns YNAT's style as sports."""
+    from collections import Counter
+
+    pairs = Counter((r.get("source", ""), r["label"]) for r in rows)
+    per_label = Counter(r["label"] for r in rows)
+    sources = Counter(label for _, label in pairs)
+    raw = {(s, lab): (per_label[lab] / (sources[lab] * n)) ** power for (s, lab), n in pairs.items()}
+    scale = {lab: per_label[lab] / sum(raw[(s, lb)] * n for (s, lb), n in pairs.items() if lb == lab)
+             for lab in per_label}
+    return [raw[(r.get("source", ""), r["label"])] * scale[r["label"]] for r in rows]
 
 
 def audit(model: TopicModel, rows: list[dict], cfg: TrainConfig) -> tuple[list[dict], dict[str, float]]:
@@ -97,8 +123,8 @@ def audit(model: TopicModel, rows: list[dict], cfg: TrainConfig) -> tuple[list[d
 def calibrate(model: TopicModel, titles: list[str], labels: list[str], cfg: TrainConfig,
               tune: list[dict] | None = None) -> dict[str, float]:
     """Fit the calibration (method picked by held-out ECE) on validation rows, and the abstain threshold
-    on the gold tune part when there is one (validation rows share the training distribution, so a
-    threshold set there promises more coverage than new listings get), else on validation rows."""
+    on the annotations' tune part when there is one (validation rows share the training distribution, so a
+    threshold set there promises more coverage than new outlets get), else on validation rows."""
     import numpy as np
 
     from pipeline.calibration import apply, choose_calibration, choose_thresholds
@@ -106,8 +132,8 @@ def calibrate(model: TopicModel, titles: list[str], labels: list[str], cfg: Trai
     raw = model.predict_raw(titles)
     y = np.array([model.labels.index(label) for label in labels])
     model.calibration, ece = choose_calibration(raw, y, cfg.seed)
-    on = "gold_tune" if tune and cfg.abstain_on == "gold_tune" else "val"
-    if on == "gold_tune":
+    on = "tune" if tune and cfg.abstain_on == "tune" else "val"
+    if on == "tune":
         proba, targets = model.predict_proba([g["title"] for g in tune]), [g["label"] for g in tune]
     else:
         proba, targets = apply(model.calibration, raw), labels
@@ -133,20 +159,23 @@ def distill(teacher: TopicModel, rows: list[dict], unlabeled: list[str], cfg: Tr
 
 
 def train(model: TopicModel, labeled: list[dict], gold: list[dict], cfg: TrainConfig,
-          report_share: float = DataConfig().gold_report_share, teacher: TopicModel | None = None,
-          log: EpochLog | None = None) -> TrainResult:
+          tune: list[dict] = (), teacher: TopicModel | None = None, log: EpochLog | None = None) -> TrainResult:
     """Pure core: fit `model` on the labeled rows, evaluate it, audit the labels; writes nothing.
 
-    Gold is split (pipeline.gold): the tune part sets the abstain threshold and is reported as
-    gold_tune_*; the report part is only scored (gold_report_*, with bootstrap intervals).
+    `tune` (the annotations' tune part, pipeline.gold) never trains a kind that learns from text: it sets
+    the abstain thresholds (and an ensemble's weights) and is reported as tune_*. Gold is only scored:
+    gold_report_* on all of it, gold_file_* and gold_source_* per slice, each with bootstrap intervals.
     `teacher`, when given, distills soft labels for the unlabeled headlines; `log` receives per-epoch curves."""
-    gold_keys = {normalize_title(g["title"]).key for g in gold}
-    parts = split_gold(gold, report_share)
-    rows = training_rows(labeled, gold_keys, cfg.learn_other)
+    tune = [t for t in tune if t.get("part", TUNE) == TUNE]
+    forbidden = gold_keys(gold) | {normalize_title(t["title"]).key for t in tune}
+    rows = training_rows(labeled, forbidden, cfg.learn_other)
     train_rows, val_rows = split(rows, cfg.val_fraction, cfg.seed)
-    headlines = [r for r in labeled if r["key"] not in gold_keys]
-    inputs = FitInputs(corpus=[r["title"] for r in headlines], log=log)  # every headline, no gold: to pretrain on
-    fit_rows = val_rows if model.fit_on == "val" else train_rows  # an ensemble weighs fitted members on val
+    headlines = [r for r in labeled if r["key"] not in forbidden]
+    inputs = FitInputs(corpus=[r["title"] for r in headlines], log=log)  # every headline but gold and tune
+    if model.fit_on == "tune" and not tune:
+        raise UserError(f"{model.kind} fits its weights on the annotations' tune part: none configured "
+                        "(annotations_tsv in configs/data.yaml)")
+    fit_rows = tune if model.fit_on == "tune" else train_rows  # an ensemble weighs fitted members off-source
     start = time.perf_counter()
     if teacher is not None:
         if teacher.kind == model.kind:
@@ -160,17 +189,13 @@ def train(model: TopicModel, labeled: list[dict], gold: list[dict], cfg: TrainCo
               sample_weight=weights(fit_rows, cfg), inputs=inputs)
     metrics = {"train_seconds": time.perf_counter() - start, "train_rows": float(len(fit_rows)),
                "val_rows": float(len(val_rows))}
-    metrics.update(calibrate(model, [r["title"] for r in val_rows], [r["label"] for r in val_rows], cfg, parts[TUNE]))
+    metrics.update(calibrate(model, [r["title"] for r in val_rows], [r["label"] for r in val_rows], cfg, tune))
     # phase timings a kind reports about itself (tokenizer, pretraining, fine-tuning)
     metrics.update({k: float(v) for k, v in model.info.items() if k.endswith("_seconds")})
     evaluations = {"val": score(model, [r["title"] for r in val_rows], [r["label"] for r in val_rows], "val")}
-    for part in (TUNE, REPORT):
-        if parts[part]:
-            prefix = f"gold_{part}"
-            evaluations[prefix] = score(model, [g["title"] for g in parts[part]], [g["label"] for g in parts[part]],
-                                        prefix)
-            if part == REPORT:
-                add_intervals(evaluations[prefix], prefix)
+    if tune:
+        evaluations[TUNE] = score(model, [t["title"] for t in tune], [t["label"] for t in tune], TUNE)
+    evaluations.update(score_gold(model, gold))
     for evaluation in evaluations.values():
         metrics.update(evaluation.metrics)
     issues: list[dict] = []
@@ -182,7 +207,18 @@ def train(model: TopicModel, labeled: list[dict], gold: list[dict], cfg: TrainCo
     model.info.update({**fingerprint, "train_config": cfg.model_dump(mode="json"),
                        "calibration_method": model.calibration["method"]})
     return TrainResult(model=model, metrics=metrics, configs={}, data_info=fingerprint, rows=rows,
-                       label_counts=dict(rule_counts(labeled)), evaluations=evaluations, label_issues=issues)
+                       label_counts=dict(rule_counts(labeled)), evaluations=evaluations, label_issues=issues,
+                       report_sources=[g["source"] for g in gold if g["label"] != OTHER])
+
+
+def score_gold(model: TopicModel, gold: list[dict]) -> dict[str, Evaluation]:
+    """Every gold slice scored (nothing is chosen here): all gold, each file, each source, with intervals."""
+    out = {}
+    for name, items in slices(gold).items():
+        labels = [g["label"] for g in items]
+        out[name] = score(model, [g["title"] for g in items], labels, name, scored_topics(labels))
+        add_intervals(out[name], name)
+    return out
 
 
 def load_members(kinds: tuple[str, ...], labeled: list[dict], gold: list[dict], cfg: TrainConfig) -> list[TopicModel]:
@@ -190,7 +226,7 @@ def load_members(kinds: tuple[str, ...], labeled: list[dict], gold: list[dict], 
     this labeled table with this split, or the validation rows the weights are fitted on were its training rows."""
     from pipeline.models import load_model
 
-    rows = training_rows(labeled, {normalize_title(g["title"]).key for g in gold}, cfg.learn_other)
+    rows = training_rows(labeled, gold_keys(gold), cfg.learn_other)
     expected = data_fingerprint(rows)["train_data_sha256"]
     members = []
     for kind in kinds:
@@ -234,7 +270,7 @@ def export(result: TrainResult, cfg: TrainConfig, run_id: str | None = None) -> 
 
 
 def run_training(model: TopicModel, labeled: list[dict], gold: list[dict], cfg: TrainConfig,
-                 report_share: float = DataConfig().gold_report_share, teacher: TopicModel | None = None,
+                 tune: list[dict] = (), teacher: TopicModel | None = None,
                  configs: dict | None = None, function_stats: list[dict] | None = None,
                  track: bool = True) -> tuple[TrainResult, Path | None]:
     """train() inside an MLflow run that spans it (a failure marks the run FAILED), then export().
@@ -249,7 +285,7 @@ def run_training(model: TopicModel, labeled: list[dict], gold: list[dict], cfg: 
 
         tracked, log = tracking.training_run(cfg.experiment, model.kind), tracking.log_epoch
     with locked, tracked as run_id:
-        result = train(model, labeled, gold, cfg, report_share, teacher, log)
+        result = train(model, labeled, gold, cfg, tune, teacher, log)
         failpoint("trained")
         if not main_process:
             return result, None
@@ -280,6 +316,7 @@ def main() -> None:
 
     print(f"training {cfg.model} on {labeled_path} ...", flush=True)
     gold = read_gold(data_cfg)
+    tune = [a for a in read_annotations(data_cfg, gold) if a["part"] == TUNE]
     if cfg.model == "ensemble":  # combines trained models: they are its parts, passed in
         model = cls(model_cfg, members=load_members(model_cfg.members, labeled, gold, cfg))
     else:
@@ -289,7 +326,7 @@ def main() -> None:
     functions_csv = labeled_path.with_name("labeling_functions.csv")
     configs = {name: c.model_dump(mode="json") for name, c in
                (("train", cfg), ("model", model_cfg), ("data", data_cfg), ("labels", label_cfg))}
-    result, final = run_training(model, labeled, gold, cfg, data_cfg.gold_report_share, teacher, configs,
+    result, final = run_training(model, labeled, gold, cfg, tune, teacher, configs,
                                  read_csv(functions_csv) if functions_csv.is_file() else [], not args.no_mlflow)
     if final is None:  # a worker process of a multi-GPU launch: rank 0 reports
         return
@@ -297,12 +334,14 @@ def main() -> None:
         write_csv(data_cfg.label_issues_csv, ISSUE_COLUMNS, result.label_issues)
         print(f"audit: {len(result.label_issues)} suspected label errors -> {data_cfg.label_issues_csv} "
               "(review them with `python -m pipeline.review`)")
-    notes = {"gold_tune": "gold tune part (tuning: label weights and thresholds were set on it; not honest):",
-             "gold_report": "gold report part (nothing was tuned on it):"}
+    notes = {TUNE: "annotations' tune part (tuning: label weights and thresholds were set on it; not honest):",
+             REPORT: "gold, all files (report only: nothing was chosen on it; it crowns the champion):"}
     for name, evaluation in result.evaluations.items():
         if name in notes:
             print(notes[name])
-        print(format_report(evaluation, name))
+        report = format_report(evaluation, name)
+        # a slice of gold in one line each (macro-F1 with its interval); the whole report for the rest
+        print(report.splitlines()[0] if name.startswith(("gold_file_", "gold_source_")) else report)
     print(f"trained in {result.metrics['train_seconds']:.1f} s on {int(result.metrics['train_rows'])} headlines "
           f"-> {final}" + (f" (MLflow run {result.model.info['mlflow_run_id']})" if not args.no_mlflow else ""))
 

@@ -1,4 +1,4 @@
-"""Ensemble kind: weights fitted on validation rows over trained members, saved and loaded as one model."""
+"""Ensemble kind: weights fitted on the annotations' tune part over trained members, saved and loaded as one model."""
 
 import numpy as np
 import pytest
@@ -9,7 +9,7 @@ from pipeline.models import load_model
 from pipeline.models.ensemble import EnsembleModel
 from pipeline.models.tfidf import TfidfModel
 from pipeline.train import export, load_members, train
-from tests.conftest import label_data_folder, offline_env
+from tests.conftest import label_data_folder, offline_env, tune_rows
 
 
 @pytest.fixture(scope="module")
@@ -23,25 +23,27 @@ def members(data_dir, tmp_path_factory):
     chars_only = load_config(TfidfConfig, overrides={"words": "off", "char_ngram_max": 2, "C": 0.05})
     results = [train(TfidfModel(c), labeling.rows, gold, cfg) for c in (base, chars_only)]
     export(results[0], cfg)  # no run id: not logged  # models/tfidf, for load_members
-    yield {"models": [r.model for r in results], "rows": labeling.rows, "gold": gold, "cfg": cfg, "tmp": tmp}
+    yield {"models": [r.model for r in results], "rows": labeling.rows, "gold": gold, "cfg": cfg, "tmp": tmp,
+           "tune": tune_rows(gold)}
     mp.undo()
 
 
 @pytest.fixture(scope="module")
 def ensemble(members):
     model = EnsembleModel(EnsembleConfig(), members=members["models"])
-    return train(model, members["rows"], members["gold"], members["cfg"])
+    return train(model, members["rows"], members["gold"], members["cfg"], members["tune"])
 
 
-def test_weights_are_a_pooling_fitted_on_validation(ensemble, members):
+def test_weights_are_a_pooling_fitted_on_the_tune_part(ensemble, members):
     model = ensemble.model
     assert len(model.weights) == 2 and sum(model.weights) == pytest.approx(1) and min(model.weights) >= 0
     titles = ["경찰, 절도 피의자 체포", "코스피 2800선 회복", "프로야구 LG 역전승"]
     pooled = sum(w * m.predict_proba(titles)[:, [m.labels.index(label) for label in model.labels]]
                  for w, m in zip(model.weights, members["models"], strict=True))
     assert np.allclose(model.predict_raw(titles), pooled)
-    # fitted on the validation rows, with its own calibration and thresholds and every kind's metric names
-    assert ensemble.metrics["train_rows"] == ensemble.metrics["val_rows"]
+    # fitted on the tune part (off the training sources), with its own calibration and thresholds and every
+    # kind's metric names
+    assert ensemble.metrics["train_rows"] == len(members["tune"]) > 0
     assert ensemble.metrics["val_macro_f1"] > 0.8
     assert model.calibration is not None and "gold_report_macro_f1" in ensemble.metrics
     assert model.info["members"][0]["kind"] == "tfidf"

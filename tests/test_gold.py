@@ -1,4 +1,5 @@
-"""The gold protocol: a stable tune/report split, bootstrap intervals, and promote's paired rule."""
+"""The evaluation protocol: a stable tune/fit split of the annotations, gold only reported (per file and
+source), bootstrap intervals, and promote's paired rules (on all gold, and per gold source)."""
 
 import random
 
@@ -9,19 +10,22 @@ from pipeline import TOPICS
 from pipeline.cli import UserError
 from pipeline.config import DataConfig, load_config
 from pipeline.gold import (
+    FIT,
     REPORT,
     TUNE,
+    annotation_rows,
     coverage_interval,
     encode,
-    gold_part,
+    encode_sources,
     items_digest,
     macro_f1_interval,
     macro_f1_rows,
     paired_difference,
     read_gold,
-    split_gold,
+    scored_topics,
+    slices,
 )
-from pipeline.promote import paired, propose, should_replace
+from pipeline.promote import paired, propose, should_replace, worse_sources
 
 
 def titles(n: int, seed: int = 1) -> list[str]:
@@ -29,19 +33,45 @@ def titles(n: int, seed: int = 1) -> list[str]:
     return [f"{rng.choice(['경찰', '국회', '코스피', '프로야구'])} 제목 {i} {rng.randint(0, 10**6)}" for i in range(n)]
 
 
-def test_split_is_stable_disjoint_and_near_the_share():
-    rows = [{"title": t, "label": "crime"} for t in titles(2000)]
-    first, again = split_gold(rows, 0.5), split_gold(list(reversed(rows)), 0.5)
-    assert {g["title"] for g in first[TUNE]} == {g["title"] for g in again[TUNE]}  # order does not matter
-    assert not {g["title"] for g in first[TUNE]} & {g["title"] for g in first[REPORT]}
-    assert len(first[TUNE]) + len(first[REPORT]) == 2000
-    assert 0.45 < len(first[REPORT]) / 2000 < 0.55
-    assert 0.25 < len(split_gold(rows, 0.3)[REPORT]) / 2000 < 0.35
+def parts(rows: list[dict], share: float, gold: list[dict] = ()) -> dict[str, set[str]]:
+    out = {TUNE: set(), FIT: set()}
+    for row in annotation_rows(rows, gold, share):
+        out[row["part"]].add(row["title"])
+    return out
+
+
+def test_annotation_split_is_stable_disjoint_and_near_the_share():
+    rows = [{"title": t, "label": "crime", "source": "s"} for t in titles(2000)]
+    first, again = parts(rows, 0.5), parts(list(reversed(rows)), 0.5)
+    assert first == again  # order does not matter
+    assert not first[TUNE] & first[FIT] and len(first[TUNE]) + len(first[FIT]) == 2000
+    assert 0.45 < len(first[TUNE]) / 2000 < 0.55
+    assert 0.25 < len(parts(rows, 0.3)[TUNE]) / 2000 < 0.35
 
 
 def test_tagged_and_plain_copies_of_a_headline_land_in_the_same_part():
     for t in titles(200):
-        assert gold_part(f"[속보] {t}", 0.5) == gold_part(t, 0.5) == gold_part(f"{t} (종합)", 0.5)
+        rows = [{"title": v, "label": "crime", "source": "s"} for v in (f"[속보] {t}", t, f"{t} (종합)")]
+        assert len({r["part"] for r in (annotation_rows([row], [], 0.5)[0] for row in rows)}) == 1
+
+
+def test_a_gold_title_is_never_an_annotation():
+    gold = [{"title": "경찰, 강도 피의자 체포", "label": "crime", "source": "g"}]
+    rows = [{"title": "[단독] 경찰, 강도 피의자 체포", "label": "crime", "source": "s"},
+            {"title": "국회 본회의 통과", "label": "politics", "source": "s"}]
+    assert [r["title"] for r in annotation_rows(rows, gold, 0.5)] == ["국회 본회의 통과"]
+
+
+def test_gold_is_sliced_per_file_and_source_with_enough_items_per_topic():
+    gold = [{"title": f"t{i}", "label": label, "source": source, "file": file}
+            for i, (label, source, file) in enumerate([("crime", "a", "dev")] * 25 + [("sports", "b", "dev")] * 3
+                                                      + [("business", "매경", "outlets")] * 21)]
+    got = slices(gold)
+    assert list(got) == [REPORT, "gold_file_dev", "gold_file_outlets", "gold_source_a", "gold_source_b",
+                         "gold_source_매경"]
+    assert len(got[REPORT]) == 49 and len(got["gold_file_dev"]) == 28 and len(got["gold_source_b"]) == 3
+    assert scored_topics([g["label"] for g in got[REPORT]]) == ("crime", "business")  # sports has 3 items
+    assert scored_topics(["sports"] * 3) == ("politics", "crime", "sports", "business")  # none has 20: all
 
 
 def test_unknown_gold_label_names_the_line(tmp_path, monkeypatch):
@@ -94,14 +124,15 @@ def test_paired_difference_separates_noise_from_a_real_gain():
 
 
 def version(name: str, truth: list[str], pred: list[str], per_second: float, champion: bool = False,
-            items: str | None = None) -> dict:
+            items: str | None = None, sources: list[str] | None = None) -> dict:
     from pipeline.gold import macro_f1_interval
 
     return {"name": "headline-topic", "version": "1", "run_id": name, "champion": champion,
             "tags": {"model_kind": name, "gold_report_macro_f1": str(macro_f1_interval(truth, pred).value),
                      "gold_report_items": items or items_digest(titles(len(truth))),
                      "gold_report_truth": encode(truth), "gold_report_answers": encode(pred),
-                     "headlines_per_second": str(per_second), "model_bytes": "1000"}}
+                     "headlines_per_second": str(per_second), "model_bytes": "1000",
+                     **encode_sources(sources or ["one"] * len(truth))}}
 
 
 def test_promote_needs_a_gain_beyond_noise_and_ties_go_to_the_faster_model():
@@ -134,3 +165,25 @@ def test_versions_scored_on_other_items_are_not_paired():
     relabeled = version("tfidf", [TOPICS[(TOPICS.index(t) + 1) % 4] for t in truth], base, per_second=5000)
     assert paired(fresh, relabeled) is None  # same titles, other gold labels: not paired either
     assert paired(fresh, version("tfidf", truth, truth, per_second=5000)) is not None
+
+
+def test_a_gain_on_all_gold_does_not_crown_a_model_worse_on_one_source():
+    # 400 items: 300 of outlet A, 100 of outlet B. The candidate fixes 60 errors on A and makes 30 new ones on B.
+    truth = [TOPICS[i % 4] for i in range(400)]
+    sources = ["A"] * 300 + ["B"] * 100
+    champion_answers = list(truth)
+    for i in range(0, 120, 2):  # 60 errors on A
+        champion_answers[i] = TOPICS[(TOPICS.index(truth[i]) + 1) % 4]
+    candidate_answers = list(truth)
+    for i in range(300, 330):  # 30 errors on B
+        candidate_answers[i] = TOPICS[(TOPICS.index(truth[i]) + 1) % 4]
+    champion = version("tfidf", truth, champion_answers, per_second=5000, champion=True, sources=sources)
+    candidate = version("kobert", truth, candidate_answers, per_second=600, sources=sources)
+    assert paired(champion, candidate).lo > 0  # better beyond noise on all gold ...
+    worse = worse_sources(champion, candidate)
+    assert len(worse) == 1 and worse[0].startswith("B ")  # ... but worse beyond noise on outlet B
+    ok, why = should_replace(candidate, champion)
+    assert not ok and "worse beyond noise on B" in why
+    # without the loss on B it is crowned
+    fixed = version("kobert", truth, truth, per_second=600, sources=sources)
+    assert worse_sources(champion, fixed) == [] and should_replace(fixed, champion)[0]

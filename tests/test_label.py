@@ -102,30 +102,58 @@ def corpus_rows(titles_sections):
             for t, s in titles_sections]
 
 
-def test_analysis_reports_coverage_overlap_conflict_and_gold_precision():
+def annotated(items, part="fit"):
+    return [{"title": t, "label": label, "source": "s", "file": "labels", "key": normalize_title(t).key, "part": part}
+            for t, label in items]
+
+
+def test_analysis_reports_coverage_overlap_conflict_and_annotation_precision():
     cfg = LabelConfig(section_map={"Politics": "politics"}, rules=(Rule(name="arrest", label="crime", patterns=("체포",)),))
     headlines = corpus_rows([("여야 합의", "Politics"), ("의원 체포", "Politics"), ("절도범 체포", ""),
                              ("여야 대표 회동", "Politics")])
-    gold = [{"title": "여야 대표 회동", "label": "politics"}, {"title": "의원 체포 동의안", "label": "politics"}]
-    result = label_table(headlines, gold, cfg, manual={}, report_share=1e-12)  # all gold in the tune part
+    gold = [{"title": "여야 대표 회동", "label": "politics"}]
+    notes = annotated([("여야 합의", "politics"), ("의원 체포 동의안", "politics")], part="tune")
+    result = label_table(headlines, gold, cfg, manual={}, annotations=notes)
     stats = {s.name: s for s in result.stats}
-    assert result.n_gold == 1 and len(result.rows) == 3  # the gold headline is not in the table
-    assert stats["arrest"].coverage == pytest.approx(2 / 3)
+    # the gold headline and the tune-part ones are not in the table (the second joined it, then left)
+    assert result.n_gold == 3 and [r["title"] for r in result.rows] == ["의원 체포", "절도범 체포"]
+    assert stats["arrest"].coverage == pytest.approx(1.0)
     assert stats["arrest"].overlap == pytest.approx(0.5) and stats["arrest"].conflict == pytest.approx(0.5)
-    assert stats["section:Politics"].gold_hits == 1 and stats["section:Politics"].gold_precision == 1.0
-    assert stats["arrest"].gold_hits == 1 and stats["arrest"].gold_precision == 0.0
+    assert stats["section:Politics"].tune_hits == 1 and stats["section:Politics"].tune_precision == 1.0
+    assert stats["arrest"].tune_hits == 1 and stats["arrest"].tune_precision == 0.0
     assert stats["arrest"].accuracy < stats["section:Politics"].accuracy
 
 
-def test_report_part_never_weighs_the_functions():
-    from pipeline.gold import TUNE, gold_part
-
+def test_gold_never_weighs_the_functions():
     cfg = LabelConfig(section_map={}, rules=(Rule(name="arrest", label="crime", patterns=("체포",)),))
-    gold = [{"title": f"피의자 {i}명 체포", "label": "politics"} for i in range(40)]  # the rule is always wrong
-    in_tune = sum(gold_part(g["title"], 0.5) == TUNE for g in gold)
-    assert 0 < in_tune < 40
-    stats = label_table(corpus_rows([("절도범 체포", "")]), gold, cfg, manual={}, report_share=0.5).stats
-    assert stats[0].gold_hits == in_tune and stats[0].gold_precision == 0.0
+    gold = [{"title": f"피의자 {i}명 체포", "label": "politics"} for i in range(40)]  # the rule is always wrong there
+    stats = label_table(corpus_rows([("절도범 체포", "")]), gold, cfg, manual={}).stats
+    assert stats[0].tune_hits == 0 and stats[0].accuracy == pytest.approx(cfg.prior_accuracy)
+
+
+def test_fit_part_annotations_override_rules_and_manual_labels_override_both():
+    cfg = LabelConfig(section_map={}, rules=(Rule(name="arrest", label="crime", patterns=("체포",)),))
+    rows = corpus_rows([("의원 체포 동의안 가결", ""), ("절도범 체포", "")])
+    notes = annotated([("의원 체포 동의안 가결", "politics"), ("절도범 체포", "crime")])
+    result = label_table(rows, [], cfg, manual={rows[1]["key"]: "other"}, annotations=notes)
+    assert [(r["label"], r["rule"]) for r in result.rows] == [("politics", "annotation"), ("other", "manual")]
+
+
+def test_a_rule_blind_to_crime_does_not_outvote_a_crime_rule():
+    rules = (Rule(name="arrest", label="crime", patterns=("체포",)),
+             Rule(name="politics_words", label="politics", patterns=("의원",)))
+    title = [("의원 뇌물 혐의 체포", "")]
+    seeing = label_table(corpus_rows(title), [], LabelConfig(section_map={}, rules=rules), manual={}).rows[0]
+    blind_rules = (rules[0], rules[1].model_copy(update={"blind_to": ("crime",)}))
+    blind = label_table(corpus_rows(title), [], LabelConfig(section_map={}, rules=blind_rules), manual={}).rows[0]
+    assert seeing["label"] == "" and blind["label"] == "crime"  # a tie abstains; a blind vote leaves crime ahead
+
+
+def test_multi_valued_sections_vote_once_per_label():
+    labeler = Labeler(LabelConfig(section_map={"economy": "business", "finance": "business", "sports": "sports"}))
+    assert labeler.votes("무엇", "economy|finance") == [("section:economy", "business")]
+    assert labeler.votes("무엇", "it|sports") == [("section:sports", "sports")]
+    assert labeler.votes("무엇", "society") == []
 
 
 def test_manual_labels_override_every_rule():

@@ -15,7 +15,7 @@ from pipeline.config import CONFIG_DIR, TfidfConfig, TrainConfig, load_config
 from pipeline.models import load_model
 from pipeline.models.tfidf import TfidfModel
 from pipeline.train import export, run_training
-from tests.conftest import label_data_folder, offline_env
+from tests.conftest import ANNOTATIONS, GOLD, OUTLETS_GOLD, label_data_folder, offline_env, tune_rows
 
 CRIME_TITLE = "[속보] 경찰, '은평 일본도 살인' 가해자 구속영장 신청"
 
@@ -27,31 +27,60 @@ def run_env(data_dir, tmp_path_factory):
     mp = offline_env(data_dir, tmp)
     labeling, gold = label_data_folder()
     labeled, removed = labeling.rows, labeling.n_gold
+    tune = tune_rows(gold)
     cfg = load_config(TrainConfig, overrides={"models_dir": str(tmp / "models"), "experiment": "test",
                                               "audit_folds": 2})
     model = TfidfModel(load_config(TfidfConfig, CONFIG_DIR / "tfidf.yaml"))
-    result, model_dir = run_training(model, labeled, gold, cfg, configs={"train": {"seed": cfg.seed},
-                                                                         "model": {"C": model.config.C}})
+    result, model_dir = run_training(model, labeled, gold, cfg, tune, configs={"train": {"seed": cfg.seed},
+                                                                               "model": {"C": model.config.C}})
     yield {"tmp": tmp, "result": result, "model_dir": model_dir, "labeled": labeled, "removed": removed, "cfg": cfg,
-           "gold": gold}
+           "gold": gold, "tune": tune}
     mp.undo()
 
 
-def test_gold_title_never_in_training_table(run_env):
-    assert run_env["removed"] == 1
+def test_gold_and_tune_titles_never_in_training_table(run_env):
+    from pipeline.text import normalize_title
+
+    keys = {r["key"] for r in run_env["labeled"]}
+    assert not keys & {normalize_title(t).key for t, *_ in [*GOLD, *OUTLETS_GOLD]}
+    assert not keys & {t["key"] for t in run_env["tune"]}
+    # removed: the YNAT copy of a gold title, and every tune-part title (annotated titles join the table first)
+    assert run_env["removed"] == 1 + len(run_env["tune"])
     assert all("법제사법위원회" not in r["title"] for r in run_env["labeled"])
+    # the tune part never trains; the fit part does, with its human label over the rules'
+    fit = {normalize_title(t).key for t, _, _ in ANNOTATIONS} - {t["key"] for t in run_env["tune"]}
+    annotated = [r for r in run_env["labeled"] if r["rule"] == "annotation"]
+    assert annotated and {r["key"] for r in annotated} <= fit
 
 
-def test_metrics_on_val_and_gold_have_shared_names(run_env):
+def test_metrics_on_val_tune_and_gold_have_shared_names(run_env):
     metrics = run_env["result"].metrics
-    for prefix in ("val", "gold_tune", "gold_report"):
+    for prefix in ("val", "tune", "gold_report", "gold_file_dev", "gold_file_outlets_2026-02",
+                   "gold_source_outlet-a", "gold_source_fixture"):
         assert {f"{prefix}_macro_f1", f"{prefix}_accuracy", *(f"{prefix}_f1_{t}" for t in TOPICS)} <= set(metrics)
     assert metrics["val_macro_f1"] > 0.8  # templates are easy; a broken model scores ~0.25
-    assert metrics["gold_tune_other_n"] + metrics["gold_report_other_n"] == 6  # the fixture's six `other` items
-    assert metrics["gold_tune_n"] + metrics["gold_report_n"] == 24  # in-scope items, split without loss
-    # the report part carries a bootstrap interval around its point estimate
-    assert metrics["gold_report_macro_f1_lo"] <= metrics["gold_report_macro_f1"] <= metrics["gold_report_macro_f1_hi"]
-    assert "gold_tune_macro_f1_lo" not in metrics
+    # all gold, both files, is reported: 6 + 1 `other` items, 24 + 5 in-scope
+    assert metrics["gold_report_other_n"] == 7 and metrics["gold_report_n"] == 29
+    assert metrics["gold_file_dev_n"] == 24 and metrics["gold_file_outlets_2026-02_n"] == 5
+    assert metrics["gold_source_outlet-a_n"] + metrics["gold_source_outlet-b_n"] == 5
+    # every gold slice carries a bootstrap interval around its point estimate; the tune set does not
+    for prefix in ("gold_report", "gold_file_dev", "gold_source_outlet-b"):
+        assert metrics[f"{prefix}_macro_f1_lo"] <= metrics[f"{prefix}_macro_f1"] <= metrics[f"{prefix}_macro_f1_hi"]
+    assert "tune_macro_f1_lo" not in metrics
+
+
+def test_annotations_never_enter_a_report_metric(run_env):
+    from pipeline.text import normalize_title
+
+    evaluations = run_env["result"].evaluations
+    gold_keys = {normalize_title(t).key for t, *_ in [*GOLD, *OUTLETS_GOLD]}
+    tune_keys = {t["key"] for t in run_env["tune"]}
+    for name, evaluation in evaluations.items():
+        keys = {normalize_title(t).key for t in evaluation.scope_titles}
+        if name.startswith("gold_"):
+            assert keys <= gold_keys and not keys & (tune_keys - gold_keys), name
+        elif name == "tune":
+            assert keys <= tune_keys and not keys & gold_keys
 
 
 def test_audit_ranks_suspects_and_counts_them(run_env):
@@ -85,13 +114,15 @@ def test_mlflow_run_logged_and_model_registered(run_env):
     assert run.data.metrics["gold_report_macro_f1"] == pytest.approx(run_env["result"].metrics["gold_report_macro_f1"])
     assert run.data.tags["train_data_sha256"] == run_env["result"].data_info["train_data_sha256"]
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
-    assert {"plots/gold_report_confusion_matrix.png", "plots/gold_tune_confusion_matrix.png"} <= artifacts
+    assert {"plots/gold_report_confusion_matrix.png", "plots/tune_confusion_matrix.png",
+            "plots/gold_file_outlets_2026-02_confusion_matrix.png"} <= artifacts
     versions = client.search_model_versions("name='headline-topic'")
     assert versions and versions[0].run_id == run.info.run_id and versions[0].tags["model_kind"] == "tfidf"
     # the run spans the training (it is opened before fit), and names what it learned from and was scored on
     assert run.info.end_time - run.info.start_time >= 1000 * run_env["result"].metrics["train_seconds"]
     inputs = {(d.dataset.name, d.tags[0].value) for d in run.inputs.dataset_inputs}
-    assert inputs == {("labeled", "training"), ("gold_tune", "evaluation"), ("gold_report", "evaluation")}
+    assert inputs == {("labeled", "training"), ("tune", "tuning"), ("gold_report", "evaluation"),
+                      ("gold_file_dev", "evaluation"), ("gold_file_outlets_2026-02", "evaluation")}
     labeled = next(d.dataset for d in run.inputs.dataset_inputs if d.dataset.name == "labeled")
     assert json.loads(labeled.profile)["num_rows"] == len(run_env["result"].rows)
 
@@ -148,9 +179,9 @@ def test_abstain_and_calibration_metrics_logged(run_env):
     for name in ("gold_report_other_abstained", "gold_report_coverage", "gold_report_kept_accuracy",
                  "gold_report_coverage_lo", "val_ece", "val_ece_raw", "calibration_ece_none", "abstain_threshold"):
         assert name in metrics
-    assert run_env["result"].model.info["abstain_threshold_on"] == "gold_tune"
+    assert run_env["result"].model.info["abstain_threshold_on"] == "tune"
     # the threshold keeps the configured share of the tune part's in-scope items
-    assert metrics["gold_tune_coverage"] >= run_env["cfg"].abstain_coverage
+    assert metrics["tune_coverage"] >= run_env["cfg"].abstain_coverage
 
 
 @pytest.mark.parametrize("args, message", [

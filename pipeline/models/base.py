@@ -45,7 +45,8 @@ class TopicModel(ABC):
     kind: ClassVar[str]
     # Whether the label audit may refit this kind k times for out-of-fold probabilities (cheap kinds only).
     audit_refits: ClassVar[bool] = True
-    # Which split `fit` learns from: "train", or "val" for kinds that combine already-fitted models.
+    # Which rows `fit` learns from: "train", or "tune" (the annotations' tune part) for kinds that combine
+    # already-fitted models.
     fit_on: ClassVar[str] = "train"
     # Whether forked processes may share a loaded model (predict --input); see `in_worker`.
     fork_safe: ClassVar[bool] = False

@@ -1,10 +1,12 @@
-"""Ensemble: the calibrated TF-IDF and transformer models combined by weights fitted on validation rows.
+"""Ensemble: the calibrated TF-IDF and transformer models combined by weights fitted on the tune set.
 
     python -m pipeline.train --model ensemble       (configs/ensemble.yaml; after the member kinds)
 
 The members are already-trained models (models/<kind>, same labeled table and split), never refitted
-here. `fit` runs on the *validation* split (their training rows would flatter them): it finds the
-linear-pool weights of the members' calibrated probabilities that minimise log-loss.
+here. `fit` runs on the annotations' *tune* part (pipeline.gold): their training rows would flatter them,
+and validation rows share the training sources, so weights fitted there lean on whichever member learned
+the sources best. It finds the linear-pool weights of the members' calibrated probabilities that minimise
+log-loss.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ MEMBERS_DIR = "members"
 class EnsembleModel(TopicModel):
     kind = "ensemble"
     audit_refits = False  # refitting means refitting every member: the members' own runs audit the labels
-    fit_on: ClassVar[str] = "val"  # see module docstring
+    fit_on: ClassVar[str] = "tune"  # see module docstring
 
     @classmethod
     def config_class(cls) -> type:
