@@ -11,6 +11,7 @@ models/<kind>: a failure leaves the previous model. `python -m pipeline.promote`
 import argparse
 import contextlib
 import os
+import random
 import shutil
 import time
 from dataclasses import dataclass, field, replace
@@ -150,7 +151,9 @@ def distill(teacher: TopicModel, rows: list[dict], unlabeled: list[str], cfg: Tr
     the newest listings); a teacher that reads characters and morphemes lets the student learn that part
     of the distribution too. Soft targets come in sorted label order, the students' own."""
     start = time.perf_counter()
-    teacher.fit([r["title"] for r in rows], [r["label"] for r in rows], seed=cfg.seed, sample_weight=weights(rows, cfg))
+    if not teacher.metrics:  # a teacher trained on these very rows (models/<kind>) is used as it is
+        teacher.fit([r["title"] for r in rows], [r["label"] for r in rows], seed=cfg.seed,
+                    sample_weight=weights(rows, cfg))
     soft = teacher.predict_raw(unlabeled)[:, [teacher.labels.index(label) for label in sorted(teacher.labels)]]
     teacher.info.update({"unlabeled_rows": len(unlabeled), "teacher_seconds": round(time.perf_counter() - start, 1)})
     print(f"  teacher {teacher.kind}: soft labels for {len(unlabeled)} unlabeled headlines "
@@ -180,8 +183,12 @@ def train(model: TopicModel, labeled: list[dict], gold: list[dict], cfg: TrainCo
     if teacher is not None:
         if teacher.kind == model.kind:
             raise UserError(f"teacher must be another model kind than {model.kind}")
-        # neither training nor validation rows: the headlines the labels left out
-        inputs = distill(teacher, fit_rows, [r["title"] for r in headlines if not r["label"]], cfg, inputs)
+        # neither training nor validation rows: the headlines the labels left out (a seeded sample, to bound time)
+        unlabeled = [r["title"] for r in headlines if not r["label"]]
+        limit = getattr(model.config, "teacher_rows", len(unlabeled))
+        if len(unlabeled) > limit:
+            unlabeled = random.Random(cfg.seed).sample(unlabeled, limit)
+        inputs = distill(teacher, fit_rows, unlabeled, cfg, inputs)
         model.info["teacher"] = {"kind": teacher.kind, "config": teacher.config.model_dump(mode="json"),
                                  "unlabeled_rows": teacher.info["unlabeled_rows"]}
         model.info["teacher_seconds"] = teacher.info["teacher_seconds"]
@@ -194,7 +201,8 @@ def train(model: TopicModel, labeled: list[dict], gold: list[dict], cfg: TrainCo
     metrics.update({k: float(v) for k, v in model.info.items() if k.endswith("_seconds")})
     evaluations = {"val": score(model, [r["title"] for r in val_rows], [r["label"] for r in val_rows], "val")}
     if tune:
-        evaluations[TUNE] = score(model, [t["title"] for t in tune], [t["label"] for t in tune], TUNE)
+        labels = [t["label"] for t in tune]
+        evaluations[TUNE] = score(model, [t["title"] for t in tune], labels, TUNE, scored_topics(labels))
     evaluations.update(score_gold(model, gold))
     for evaluation in evaluations.values():
         metrics.update(evaluation.metrics)
@@ -223,24 +231,38 @@ def score_gold(model: TopicModel, gold: list[dict]) -> dict[str, Evaluation]:
 
 def load_members(kinds: tuple[str, ...], labeled: list[dict], gold: list[dict], cfg: TrainConfig) -> list[TopicModel]:
     """The trained models an ensemble combines, from <models_dir>/<kind>; each must have been trained on
-    this labeled table with this split, or the validation rows the weights are fitted on were its training rows."""
-    from pipeline.models import load_model
-
-    rows = training_rows(labeled, gold_keys(gold), cfg.learn_other)
-    expected = data_fingerprint(rows)["train_data_sha256"]
+    this labeled table with this split, or the rows the weights are fitted on could be its training rows."""
     members = []
     for kind in kinds:
         path = cfg.models_dir / kind
         if not path.is_dir():
             raise UserError(f"ensemble member {kind} is not trained yet ({path}): run `make train-{kind}` first")
-        member = load_model(path)
-        split_cfg = member.info.get("train_config", {})
-        if member.info.get("train_data_sha256") != expected or any(
-                split_cfg.get(k) != getattr(cfg, k) for k in ("seed", "val_fraction", "learn_other")):
+        member = trained_on_this(kind, labeled, gold, cfg)
+        if member is None:
             raise UserError(f"ensemble member {path} was trained on other data or another split: "
                             f"retrain it (`make train-{kind}`) before the ensemble")
         members.append(member)
     return members
+
+
+def trained_on_this(kind: str, labeled: list[dict], gold: list[dict], cfg: TrainConfig,
+                    config: object | None = None) -> TopicModel | None:
+    """The model at <models_dir>/<kind> if it was trained on this labeled table with this split (and, when
+    given, this model config), else None."""
+    from pipeline.models import load_model
+
+    path = cfg.models_dir / kind
+    if not path.is_dir():
+        return None
+    member = load_model(path)
+    split_cfg = member.info.get("train_config", {})
+    expected = data_fingerprint(training_rows(labeled, gold_keys(gold), cfg.learn_other))["train_data_sha256"]
+    same = member.info.get("train_data_sha256") == expected and all(
+        split_cfg.get(k) == getattr(cfg, k) for k in ("seed", "val_fraction", "learn_other", "source_balance",
+                                                        "sample_weighting"))
+    if config is not None and member.config != config:
+        return None
+    return member if same else None
 
 
 def export(result: TrainResult, cfg: TrainConfig, run_id: str | None = None) -> Path:
@@ -323,6 +345,8 @@ def main() -> None:
         model = cls(model_cfg)
     teacher_kind = getattr(model_cfg, "teacher", "none")
     teacher = new_model(teacher_kind, CONFIG_DIR / f"{teacher_kind}.yaml") if teacher_kind != "none" else None
+    if teacher is not None:  # `make train` has just trained it on these rows: no need to fit it twice
+        teacher = trained_on_this(teacher_kind, labeled, gold, cfg, teacher.config) or teacher
     functions_csv = labeled_path.with_name("labeling_functions.csv")
     configs = {name: c.model_dump(mode="json") for name, c in
                (("train", cfg), ("model", model_cfg), ("data", data_cfg), ("labels", label_cfg))}

@@ -3,7 +3,7 @@
 import pytest
 
 from pipeline import tracking
-from pipeline.compare import format_table, rows
+from pipeline.compare import format_table, rows, slice_rows
 from pipeline.gold import decode, paired_difference
 from pipeline.models.base import read_meta
 from pipeline.promote import promote, speed_key
@@ -60,6 +60,21 @@ def test_compare_lists_latest_run_of_each_kind(store):
     assert "*" + best_kind(store) in table and "local:kobert-local-" in table
     for result in store["results"].values():
         assert f"{result.metrics['gold_report_macro_f1']:.4f}" in table
+    # and per gold file and source, with intervals
+    columns, per_slice = slice_rows(runs, best_kind(store))
+    assert {"file_dev", "file_outlets_2026-02", "source_fixture", "source_outlet-a"} <= set(columns)
+    tfidf = next(row for row in per_slice if row[0].endswith("tfidf"))
+    m = store["results"]["tfidf"].metrics
+    assert tfidf[columns.index("source_outlet-a")].startswith(f"{m['gold_source_outlet-a_macro_f1']:.3f} [")
+
+
+def test_versions_carry_each_report_items_gold_source(store):
+    from pipeline.gold import decode_sources
+
+    for v in tracking.registered_versions():
+        sources = decode_sources(v["tags"])
+        assert len(sources) == len(v["tags"]["gold_report_truth"])
+        assert set(sources) == {"fixture", "outlet-a", "outlet-b"} and sources.count("fixture") == 24
 
 
 def test_runs_log_charts_for_the_artifact_view(store):
