@@ -116,7 +116,10 @@ def decode_lines(raw: list[bytes], first: int) -> tuple[list[str], dict[int, dic
 def reference_for(model: TopicModel, titles: Sequence[str]) -> dict:
     """What `--summary` compares a batch with: the figures of the model's own answers on `titles` (the gold
     headlines), with and without abstaining, for model.info["batch_reference"]. Call it once the
-    thresholds are final: the abstain share depends on them."""
+    thresholds are final: the abstain share depends on them. No titles (no gold configured): {}, which
+    `--summary` reports as no reference rather than comparing with empty figures."""
+    if not any(title_problem(t) is None for t in titles):
+        return {}
     return {"abstain": summary.reference(predict_titles(model, titles, True)),
             "no_abstain": summary.reference(predict_titles(model, titles, False))}
 

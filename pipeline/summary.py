@@ -105,6 +105,11 @@ def figure(value: float, shown: tuple[float, float], test: tuple[float, float]) 
     return {"value": value, "lo": shown[0], "hi": shown[1], "test_lo": test[0], "test_hi": test[1]}
 
 
+def clip(lo: float, hi: float) -> tuple[float, float]:
+    """A normal interval kept inside [0, 1], where a confidence lives."""
+    return max(lo, 0.0), min(hi, 1.0)
+
+
 def batch_figures(stats: dict) -> dict[str, dict[str, float]]:
     """Every figure of a batch with its 95% (shown) and 99% (tested) interval: Wilson for shares, normal for
     the mean confidence (a mean of values in [0, 1]: the central limit holds from a few dozen lines)."""
@@ -114,8 +119,8 @@ def batch_figures(stats: dict) -> dict[str, dict[str, float]]:
     mean = stats["confidence_sum"] / n if n else math.nan
     var = max(stats["confidence_sq"] / n - mean * mean, 0.0) * n / (n - 1) if n > 1 else math.nan
     se = math.sqrt(var / n) if n > 1 else math.nan
-    out["mean_confidence"] = figure(mean, (mean - Z_SHOWN * se, mean + Z_SHOWN * se),
-                                    (mean - Z_TEST * se, mean + Z_TEST * se))
+    out["mean_confidence"] = figure(mean, clip(mean - Z_SHOWN * se, mean + Z_SHOWN * se),
+                                    clip(mean - Z_TEST * se, mean + Z_TEST * se))
     return out
 
 

@@ -204,6 +204,11 @@ def test_models_without_a_usable_reference_still_summarise(info, why):
     assert why in text and "crime" in text and "warning" not in text
 
 
+def test_no_gold_gives_no_reference(fitted):
+    assert reference_for(fitted, []) == {}
+    assert "no gold reference" in summary.pick_reference({"batch_reference": {}}, True)[1]
+
+
 def test_empty_batch_summarises_without_figures(fitted):
     text = summary.format_summary(summary.empty_stats(), ref_of(fitted))
     assert "0 lines, 0 errors, 0 classified" in text and "nothing to compare" in text and "warning" not in text
