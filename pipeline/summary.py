@@ -13,9 +13,10 @@ The test: each figure's difference between batch and gold gets an interval that 
 shares that is Newcombe's hybrid score interval for a difference of proportions). A warning fires when that
 99% interval lies wholly on the worrying side of zero: more low-confidence answers, more abstaining, lower
 mean confidence. One-sided at 99% is a 0.5% false alarm per signal, so a batch drawn like the gold
-warns less than 1.5% of the time whatever its size; a 50-line batch needs a large shift, a million-line
-one a shift beyond the gold's own noise. Topic shares get the same test but only a mark in the table: a
-sports feed is meant to be mostly sports, and a topic mix says nothing about whether the answers hold.
+warns about 1.5% of the time at most whatever its size (the intervals are approximate: 0.7-1.6% in
+simulation); a 50-line batch needs a large shift, a million-line one a shift beyond the gold's own noise.
+Topic shares get the same test but only a mark in the table: a sports feed is meant to be mostly sports,
+and a topic mix says nothing about whether the answers hold.
 """
 
 from __future__ import annotations
