@@ -5,6 +5,8 @@
     python -m pipeline.predict --input headlines.txt > out.jsonl          (one headline per line; - for stdin)
     python -m pipeline.predict --model models/tfidf "제목"
     python -m pipeline.predict --no-abstain "제목"                          (always one of the four topics)
+    python -m pipeline.predict --input headlines.txt --summary [PATH] > out.jsonl
+                                          (batch figures beside the gold's, drift warnings: stderr, or PATH)
 
 The default model is models/current (made by `make train`). Stays light: never reads configs/ and, for
 the TF-IDF model, never imports torch, transformers or mlflow. A bad line in --input (one that is not
@@ -17,14 +19,14 @@ import multiprocessing
 import os
 import sys
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from itertools import islice
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
 import numpy as np
 
-from pipeline import OTHER, REPO_ROOT
+from pipeline import OTHER, REPO_ROOT, summary
 from pipeline.calibration import decide
 from pipeline.cli import UserError, run
 from pipeline.models import load_model
@@ -111,14 +113,28 @@ def decode_lines(raw: list[bytes], first: int) -> tuple[list[str], dict[int, dic
     return titles, bad
 
 
-def answer_batch(model: TopicModel, raw: list[bytes], first: int, abstain: bool = True) -> tuple[str, int]:
-    """JSON Lines for one batch of input lines (`first` is the line number of raw[0]) and its error count."""
+def reference_for(model: TopicModel, titles: Sequence[str]) -> dict:
+    """What `--summary` compares a batch with: the figures of the model's own answers on `titles` (the gold
+    headlines), with and without abstaining, for model.info["batch_reference"]. Call it once the
+    thresholds are final: the abstain share depends on them. No titles (no gold configured): {}, which
+    `--summary` reports as no reference rather than comparing with empty figures."""
+    if not any(title_problem(t) is None for t in titles):
+        return {}
+    return {"abstain": summary.reference(predict_titles(model, titles, True)),
+            "no_abstain": summary.reference(predict_titles(model, titles, False))}
+
+
+def answer_batch(model: TopicModel, raw: list[bytes], first: int, abstain: bool = True,
+                 stats: bool = False) -> tuple[str, int, dict | None]:
+    """JSON Lines for one batch of input lines (`first` is the line number of raw[0]), its error count and,
+    when `stats`, its summary counts (pipeline.summary.batch_stats; small, so workers send them back cheaply)."""
     titles, bad = decode_lines(raw, first)
     results = predict_titles(model, titles, abstain)
     if bad:
         labeled = iter(results)
         results = [bad[i] if i in bad else next(labeled) for i in range(len(raw))]
-    return json_lines(results), sum("error" in result for result in results)
+    return (json_lines(results), sum("error" in result for result in results),
+            summary.batch_stats(results) if stats else None)
 
 
 def input_batches(source: BinaryIO) -> Iterator[tuple[list[bytes], int]]:
@@ -131,30 +147,31 @@ def input_batches(source: BinaryIO) -> Iterator[tuple[list[bytes], int]]:
         first += len(raw)
 
 
-_SHARED: tuple[TopicModel, bool] | None = None  # (model, abstain), inherited by forked workers
+_SHARED: tuple[TopicModel, bool, bool] | None = None  # (model, abstain, stats), inherited by forked workers
 
 
 def _start_worker(threads: int) -> None:
     _SHARED[0].in_worker(threads)
 
 
-def _answer_shared(raw: list[bytes], first: int) -> tuple[str, int]:
-    model, abstain = _SHARED
-    return answer_batch(model, raw, first, abstain)
+def _answer_shared(raw: list[bytes], first: int) -> tuple[str, int, dict | None]:
+    model, abstain, stats = _SHARED
+    return answer_batch(model, raw, first, abstain, stats)
 
 
-def answered_batches(model: TopicModel, source: BinaryIO, abstain: bool,
-                     workers: int) -> Iterator[tuple[str, int, int]]:
-    """(JSON Lines, errors, lines) per batch, in input order. Models that allow it are run by `workers`
-    forked processes: they share the loaded model copy-on-write (nothing loads again), and at most two
-    batches per worker are read ahead of what is written."""
+def answered_batches(model: TopicModel, source: BinaryIO, abstain: bool, workers: int,
+                     stats: bool = False) -> Iterator[tuple[str, int, dict | None, int]]:
+    """(JSON Lines, errors, summary counts or None, lines) per batch, in input order. Models that allow it are
+    run by `workers` forked processes: they share the loaded model copy-on-write (nothing loads again), and
+    at most two batches per worker are read ahead of what is written. Workers count for the summary where
+    they answer (`stats`): the parent never parses their JSON back."""
     batches = input_batches(source)
     if workers <= 1 or not model.fork_safe or "fork" not in multiprocessing.get_all_start_methods():
         for raw, first in batches:
-            yield (*answer_batch(model, raw, first, abstain), len(raw))
+            yield (*answer_batch(model, raw, first, abstain, stats), len(raw))
         return
     global _SHARED
-    _SHARED = (model, abstain)
+    _SHARED = (model, abstain, stats)
     threads = max(1, len(os.sched_getaffinity(0)) // workers)
     with multiprocessing.get_context("fork").Pool(workers, _start_worker, (threads,)) as pool:
         pending: deque = deque()
@@ -168,17 +185,21 @@ def answered_batches(model: TopicModel, source: BinaryIO, abstain: bool,
 
 
 def predict_stream(model: TopicModel, source: BinaryIO, out: TextIO, abstain: bool = True,
-                   workers: int = 1) -> tuple[int, int]:
+                   workers: int = 1, on_stats: Callable[[dict], None] | None = None) -> tuple[int, int]:
     """One JSON object per input line, in order, and returns (lines, errors). A line ends at \\n (a \\r
     before it is dropped; a last line without one counts). A line that is not UTF-8 gets an `error` object
-    naming it and the lines after it carry on. Progress bar only for long runs."""
+    naming it and the lines after it carry on. Progress bar only for long runs. `on_stats`, when given,
+    receives each batch's summary counts (the output is the same bytes either way)."""
     from tqdm import tqdm
 
     n = errors = 0
     bar = None  # created after the first batch, so model warm-up does not count as "long"
     try:
-        for text, batch_errors, lines in answered_batches(model, source, abstain, workers):
+        batches = answered_batches(model, source, abstain, workers, stats=on_stats is not None)
+        for text, batch_errors, stats, lines in batches:
             out.write(text)
+            if on_stats is not None:
+                on_stats(stats)
             errors += batch_errors
             n += lines
             if bar is None:
@@ -200,6 +221,32 @@ def resolve_model_dir(path: str | None) -> Path:
     return model_dir
 
 
+def summary_target(path: str | bool | None) -> Path | None:
+    """Where --summary writes: None for stderr. A path that cannot be written is refused before the run,
+    not after an hour of predicting; the file itself is written only at the end."""
+    if path is None or path is True:
+        return None
+    target = Path(path)
+    if target.is_dir():
+        raise UserError(f"--summary {path}: is a directory; give a file path")
+    parent = target.parent
+    if not parent.is_dir():
+        raise UserError(f"--summary {path}: directory {parent} does not exist")
+    if not os.access(target if target.exists() else parent, os.W_OK):
+        raise UserError(f"--summary {path}: not writable")
+    return target
+
+
+def write_summary(text: str, target: Path | None) -> None:
+    if target is None:
+        sys.stderr.write(text)
+        return
+    try:
+        target.write_text(text, encoding="utf-8")
+    except OSError as err:
+        raise UserError(f"cannot write summary to {target}: {err.strerror}") from None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m pipeline.predict", description=__doc__.splitlines()[0])
     parser.add_argument("title", nargs="?", help="one headline")
@@ -209,22 +256,39 @@ def main() -> None:
     parser.add_argument("--no-abstain", action="store_true", help="always answer one of the four topics")
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)), metavar="N",
                         help="processes for --input, for models that fork safely (default: this machine's cores)")
+    parser.add_argument("--summary", nargs="?", const=True, metavar="PATH",
+                        help="with --input: batch figures beside the gold's and drift warnings, on stderr "
+                             "(or written to PATH)")
     args = parser.parse_args()
     if (args.title is None) == (args.input is None):
         raise UserError("give either one headline or --input PATH")
+    if args.summary is not None and args.input is None:
+        raise UserError("--summary summarises a batch: use it with --input PATH")
+    target = summary_target(args.summary)
     if args.title is not None and (problem := title_problem(args.title)):
         raise UserError(problem)
 
     source = open_input(args.input) if args.input is not None else None  # input errors first: cheaper
     model = load_model(resolve_model_dir(args.model))
     if source is not None:
+        totals = summary.empty_stats()  # a running total: no batch's results are kept
+
+        def add(stats: dict) -> None:
+            nonlocal totals
+            totals = summary.merge_stats(totals, stats)
+
         try:
-            n, errors = predict_stream(model, source, sys.stdout, not args.no_abstain, args.workers)
+            n, errors = predict_stream(model, source, sys.stdout, not args.no_abstain, args.workers,
+                                       on_stats=add if args.summary is not None else None)
         finally:
             if source is not sys.stdin.buffer:
                 source.close()
         if errors:
             print(f"{errors} of {n} lines could not be classified (see their error field)", file=sys.stderr)
+        if args.summary is not None:
+            sys.stdout.flush()  # the JSON Lines are complete before the summary shows beside them
+            ref, why_none = summary.pick_reference(model.info, not args.no_abstain)
+            write_summary(summary.format_summary(totals, ref, why_none), target)
         return
     result = predict_titles(model, [args.title], not args.no_abstain)[0]
     if args.json:
