@@ -28,6 +28,7 @@ from pipeline.label import COLUMNS as LABELED_COLUMNS
 from pipeline.label import rule_counts
 from pipeline.models import model_class, new_model
 from pipeline.models.base import EpochLog, FitInputs, TopicModel
+from pipeline.predict import reference_for
 from pipeline.text import normalize_title
 
 
@@ -197,6 +198,8 @@ def train(model: TopicModel, labeled: list[dict], gold: list[dict], cfg: TrainCo
     metrics = {"train_seconds": time.perf_counter() - start, "train_rows": float(len(fit_rows)),
                "val_rows": float(len(val_rows))}
     metrics.update(calibrate(model, [r["title"] for r in val_rows], [r["label"] for r in val_rows], cfg, tune))
+    # what `predict --summary` holds a batch against: the final answers' figures on all gold (report only)
+    model.info["batch_reference"] = reference_for(model, [g["title"] for g in gold])
     # phase timings a kind reports about itself (tokenizer, pretraining, fine-tuning)
     metrics.update({k: float(v) for k, v in model.info.items() if k.endswith("_seconds")})
     evaluations = {"val": score(model, [r["title"] for r in val_rows], [r["label"] for r in val_rows], "val")}

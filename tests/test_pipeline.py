@@ -99,6 +99,8 @@ def test_export_is_self_describing(run_env):
     assert meta["config"]["C"] == load_config(TfidfConfig, CONFIG_DIR / "tfidf.yaml").C
     assert "gold_report_macro_f1" in meta["metrics"] and len(meta["info"]["train_data_sha256"]) == 64
     assert set(meta["files"]) == {"tfidf.npz"} and len(meta["files"]["tfidf.npz"]) == 64
+    # the figures `predict --summary` holds a batch against, on all gold (both files: 30 + 6 titles)
+    assert meta["info"]["batch_reference"]["abstain"]["items"] == 36
     # the first model becomes the default as a copy (models/champion): retraining does not move the default
     current = run_env["model_dir"].parent / "current"
     assert current.readlink() == Path("champion") and (current / "tfidf.npz").read_bytes() == \
