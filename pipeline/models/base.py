@@ -2,7 +2,8 @@
 
 A saved model directory is self-describing: model.json holds kind, labels, resolved config,
 metrics and versions; the kind's own files sit beside it. Models take raw headlines and normalise
-them themselves (pipeline.text), so training and prediction can never disagree on the text.
+them themselves (`TopicModel.texts`, i.e. pipeline.text.model_text), so training and prediction can never
+disagree on the text, and every kind reads the same source-invariant text.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 
 from pipeline.cli import UserError
 from pipeline.io import sha256_file
-from pipeline.text import clean_text
+from pipeline.text import model_text
 
 META_FILE = "model.json"
 # per-epoch curves a kind may report while it trains: log(metrics, step); pipeline.tracking provides one
@@ -88,8 +89,9 @@ class TopicModel(ABC):
 
     @staticmethod
     def texts(titles: Sequence[str]) -> list[str]:
-        """What a model reads: normalize_title(t).text, without the tags and dedupe key it does not read."""
-        return [clean_text(t) for t in titles]
+        """What a model reads, for every kind, at training and at prediction: pipeline.text.model_text, the
+        headline without the marks of its source's style (quotes, tags, ellipses), so no kind can learn the source."""
+        return [model_text(t) for t in titles]
 
     def save(self, model_dir: Path) -> None:
         model_dir.mkdir(parents=True, exist_ok=True)
