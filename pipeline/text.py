@@ -112,9 +112,10 @@ def normalize_title(raw: str) -> NormalizedTitle:
 
 # --- the model's text -------------------------------------------------------------------------------------
 # Separators that every source has between phrases, each in its own glyphs: ellipses (unified to "…" above),
-# middle dots (· and the look-alikes ㆍ ・ ‧ ∙ • ⋅ that outlets type for it) and slashes ("원/달러" is "원·달러";
-# NFKC writes YNAT's ⅔ as 2⁄3, others type 2/3). A space keeps the two words apart whichever glyph was used.
-_SEPARATORS = "…·ㆍ・‧∙•⋅/⁄"
+# middle dots (· and the look-alikes ㆍ ・ ‧ ∙ • ⋅ that outlets type for it; NFKC has made ㆍ the jamo U+119E)
+# and slashes ("원/달러" is "원·달러"; NFKC writes YNAT's ⅔ as 2⁄3, others type 2/3). A space keeps the two words
+# apart whichever glyph was used.
+_SEPARATORS = "…·\u119eㆍ・‧∙•⋅/⁄"
 # So is a full stop that is not a decimal point: "중소.벤처", "들어선다.", "U.S." (1.5% keeps its point).
 _POINT = re.compile(r"(?<!\d)\.|\.(?!\d)")
 # Range marks: YNAT writes 13∼15도, listings 13~15도, some 13 ~ 15도 (〜 is a wave dash, typed for the same).
@@ -167,9 +168,10 @@ def model_text(raw: str) -> str:
     if "↑" in body or "↓" in body:
         body = _ARROW.sub("", body)
     body = " ".join(body.split())  # what \s+ -> " " does (the same Unicode whitespace), three times faster
-    while body.endswith(("보", "종합")) and (m := _BARE_TRAIL.search(body)) and m.start() > 0:
+    # (also when nothing is left: "[포토](종합)" is a tag and its tag, as split_tags reads "[포토]" alone)
+    while body.endswith(("보", "종합")) and (m := _BARE_TRAIL.search(body)):
         body = body[: m.start()].rstrip()
-    while body.startswith(("속보 ", *"0123456789")) and (m := _BARE_LEAD.match(body)) and m.end() < len(body):
+    while body.startswith(("속보 ", *"0123456789")) and (m := _BARE_LEAD.match(body)):
         body = body[m.end():]
     return body
 
