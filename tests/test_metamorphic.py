@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from pipeline.config import TfidfConfig
 from pipeline.models.tfidf import TfidfModel
 from pipeline.predict import predict_titles
-from pipeline.text import _HAN, HANJA_PAIRS, HANJA_SINGLE, model_text
+from pipeline.text import _HAN, HANJA_PAIRS, HANJA_SINGLE, MODEL_HANJA_PAIRS, MODEL_HANJA_SINGLE, model_text
 from tests.conftest import GOLD, SHARED_DATA, make_ynat_rows
 
 SOURCES = {
@@ -39,7 +39,7 @@ PER_SOURCE = 300
 QUOTE_MARKS = "‘’“”'\"„‟‚‛«»「」『』′″`"
 # A word may be quoted when it is not part of a tag: quoting "[속보]" or "(종합)" would make it a word.
 BRACKETS = set("[](){}<>【】〔〕［］〈〉《》")
-HANGUL_FOR = {**HANJA_PAIRS, **HANJA_SINGLE}
+HANGUL_FOR = {**HANJA_PAIRS, **MODEL_HANJA_PAIRS, **HANJA_SINGLE, **MODEL_HANJA_SINGLE}
 HANJA_FOR = {hangul: hanja for hanja, hangul in reversed(HANGUL_FOR.items())}  # first hanja wins (前 for 전)
 # Neighbours that leave a hanja abbreviation standing alone and readable (not another hanja, not a mark that
 # model_text deletes, which would make two hanja neighbours: "與‘野’" is 여야, "與 野" 여당 야당).
@@ -193,8 +193,8 @@ def test_no_style_mark_survives_in_any_source():
 
 # --- hypothesis: any headline-like text -----------------------------------------------------------------------
 WORDS = ["경찰", "국회", "코스피", "프로야구", "체포", "속보", "종합", "단독", "윤", "야당", "여야", "북한", "미국",
-         *HANJA_PAIRS, *HANJA_SINGLE, "1.5%", "3-0", "13∼15도", "24%↑", "1,443원", "K-조선", "U.S.", "(종합2보)",
-         "[단독]", "[오늘의 운세]", "…", "...", "·", ",", "?", "!", "‘", "”", "'", '"', "ＫＯＳＰＩ", "①", "\u200b"]
+         *HANJA_PAIRS, *HANJA_SINGLE, *MODEL_HANJA_PAIRS, *MODEL_HANJA_SINGLE, "1.5%", "3-0", "13∼15도", "24%↑",
+         "1,443원", "K-조선", "U.S.", "(종합2보)", "[단독]", "[오늘의 운세]", "…", "...", "·", ",", "?", "!", "‘", "”", "'", '"', "ＫＯＳＰＩ", "①", "\u200b"]
 _odd = st.characters(categories=["L", "Nd", "P", "S"]).filter(
     lambda c: not any(unicodedata.category(x).startswith("M") or "\u1100" <= x <= "\u11ff" or "\ud7b0" <= x
                       for x in unicodedata.normalize("NFKC", c)))  # no combining marks or conjoining jamo: NFC fuses

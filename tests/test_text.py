@@ -87,6 +87,7 @@ def test_model_text_of_the_issues_sports_headline():
     ("S&P, 현대차 등급 하향", "SP 현대차 등급 하향"),
     ("대학 기숙사서 '옴'이 발생", "대학 기숙사서 옴이 발생"),
     ("北 미사일에 美 규탄", "북한 미사일에 미국 규탄"),
+    ("흉기 휘두른 40대男 체포…法 “도망 우려”", "흉기 휘두른 40대남성 체포…법 도망 우려"),
     ("與‘野’ 합의", "與野 합의"),  # a deleted quote between two hanja: read as the pair, 여야
 ])
 def test_model_text_is_the_same_in_every_sources_style(listing, ynat):
@@ -103,3 +104,5 @@ def test_model_text_leaves_normalize_title_as_it_was():
     raw = "[속보] 尹, 野 대표와 회동…“민생 협치”"
     assert normalize_title(raw).text == '[속보] 윤, 야당 대표와 회동… "민생 협치"'
     assert model_text(raw) == "윤 야당 대표와 회동 민생 협치"
+    # the model's extra hanja leave the labeling text and the dedupe key alone
+    assert normalize_title("40대男 체포").text == "40대男 체포" and model_text("40대男 체포") == "40대남성 체포"
