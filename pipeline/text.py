@@ -170,6 +170,10 @@ def _model_chars() -> dict[int, str | None]:
 
 
 _MODEL_CHARS = _model_chars()
+# Which model_text a saved model was trained on (pipeline.models.base writes it into model.json and refuses to load
+# a model of another): change it whenever model_text answers differently for some headline, or a model trained
+# before would silently read other text at prediction than it learned from.
+TEXT_VERSION = "model_text/1"
 
 
 def model_text(raw: str) -> str:

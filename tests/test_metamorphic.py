@@ -254,3 +254,19 @@ def test_quoted_sports_headline_scores_as_the_unquoted_one(tfidf):
     """The issue's example: with quotes it was business (sports 0.02), without them sports (0.90)."""
     raw = np.asarray(tfidf.predict_raw(["‘이재성 65분 활약’ 마인츠, 아우에 3-0 격파", "이재성 65분 활약 마인츠 아우에 30 격파"]))
     assert np.abs(raw[0] - raw[1]).max() <= 1e-6
+
+
+def test_a_model_trained_on_other_text_is_refused(tfidf, tmp_path):
+    """A model saved before model_text (or with another TEXT_VERSION) would read other text than it learned from."""
+    import json
+
+    from pipeline.cli import UserError
+    from pipeline.models import load_model
+
+    tfidf.save(tmp_path)
+    assert load_model(tmp_path).predict_raw(["코스피 상승"]).shape == (1, len(tfidf.labels))
+    meta = json.loads((tmp_path / "model.json").read_text(encoding="utf-8"))
+    del meta["text"]
+    (tmp_path / "model.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(UserError, match="retrain"):
+        load_model(tmp_path)
