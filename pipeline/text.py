@@ -1,15 +1,26 @@
 """Korean-aware headline normalisation: the one place that decides what a headline's text is.
 
-Every stage (ingest, labeling, training, prediction) calls `normalize_title`, so the text a model
-sees at training time is exactly the text it sees at prediction time.
+Two texts come out of a raw headline:
+
+- `normalize_title` (ingest, labeling, gold, dedupe): `.text` is the headline cleaned but in its own style
+  (quotes, tags and ellipses unified, not removed), which the labeling rules read; `.key` is the dedupe key.
+- `model_text` (every model kind, at training and at prediction, through `TopicModel.texts`): the same words
+  with every mark of style removed, so that what a model sees does not tell which source a headline came from.
+  KLUE normalised YNAT (the only sports source) by deleting quotes, brackets and ASCII punctuation other than
+  `.` and `%`; listing and RSS headlines keep them, and a model learned "no quotes -> sports". `model_text`
+  writes every source the way KLUE wrote YNAT, and turns the separators both keep (ellipses, middle dots) into
+  spaces, so a quote, a `[속보]` or a `...` for `…` changes nothing a model reads.
 
     >>> n = normalize_title("[속보] 尹, 野 대표와 회동…“민생 협치”")
     >>> n.text, n.tags
     ('[속보] 윤, 야당 대표와 회동… "민생 협치"', ('속보',))
+    >>> model_text("[속보] 尹, 野 대표와 회동…“민생 협치”")
+    '윤 야당 대표와 회동 민생 협치'
 """
 
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 
 # Longest limit we accept for one headline; real headlines are < 150 characters.
@@ -35,16 +46,41 @@ HANJA_SINGLE = {
     "尹": "윤", "李": "이", "文": "문", "朴": "박", "金": "김", "洪": "홍", "安": "안",
 }
 
+# More abbreviations, expanded in the model's text only (normalize_title's text and key stay as they were: a
+# dedupe key holds the hanja). Listing and RSS headlines use them far more than YNAT does (headlines per 100
+# holding one, YNAT vs the other four sources: 男 0.02 vs 0.24-0.82, 株 0.04 vs 0-0.30, 證 0.02 vs 0-0.34,
+# 發 0.01 vs 0.03-0.19, 李 written as the compatibility ideograph U+F9E1 0.01 vs 0.30-1.38 (NFKC unifies it)), so
+# "40대男" must read as YNAT's "40대 남성".
+MODEL_HANJA_PAIRS = {"外人": "외국인"}
+MODEL_HANJA_SINGLE = {
+    "男": "남성", "女": "여성", "株": "주", "證": "증권", "法": "법", "發": "발", "戰": "전", "比": "대비", "兆": "조",
+    "外": "외", "伊": "이탈리아", "吳": "오", "張": "장",
+}
+
 _HAN = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-_PAIR_RE = re.compile("|".join(map(re.escape, HANJA_PAIRS)))
-_SINGLE_RE = re.compile(rf"(?<![{_HAN}])([{''.join(HANJA_SINGLE)}])(?![{_HAN}])")
+
+
+def _hanja_expander(pairs: dict[str, str], singles: dict[str, str]) -> Callable[[str], str]:
+    """Text -> text with `pairs` expanded, then the `singles` that stand alone (not inside a longer hanja word)."""
+    pair_re = re.compile("|".join(map(re.escape, pairs)))
+    single_re = re.compile(rf"(?<![{_HAN}])([{''.join(singles)}])(?![{_HAN}])")
+
+    def expand(text: str) -> str:
+        return single_re.sub(lambda m: singles[m.group(1)], pair_re.sub(lambda m: pairs[m.group(0)], text))
+
+    return expand
+
+
+_expand_headline_hanja = _hanja_expander(HANJA_PAIRS, HANJA_SINGLE)
+_expand_model_hanja = _hanja_expander(HANJA_PAIRS | MODEL_HANJA_PAIRS, HANJA_SINGLE | MODEL_HANJA_SINGLE)
 
 _QUOTES = str.maketrans({
     "“": '"', "”": '"', "„": '"', "‟": '"', "″": '"', "«": '"', "»": '"', "「": '"', "」": '"',
     "『": '"', "』": '"', "‘": "'", "’": "'", "‚": "'", "‛": "'", "′": "'", "`": "'",
     "【": "[", "】": "]", "〔": "[", "〕": "]", "［": "[", "］": "]", "〈": "<", "〉": ">",
 })
-_ZERO_WIDTH = re.compile("[\u200b-\u200f\u2060\ufeff\u00ad]")
+# Zero-width characters and the soft hyphen are deleted by the same table (one pass over the text, not two).
+_QUOTES.update(dict.fromkeys([*range(0x200B, 0x2010), 0x2060, 0xFEFF, 0x00AD]))
 _ELLIPSIS = re.compile(r"(?:\.{2,}|⋯|…|‥|·{3,})+")
 _SPACE = re.compile(r"\s+")
 # Leading/trailing bracket tags such as [속보], [단독], [사건 포커스], [헬시타임], (종합2보).
@@ -65,17 +101,18 @@ class NormalizedTitle:
 
 def expand_hanja(text: str) -> str:
     """Replace headline hanja abbreviations (尹, 野, 北, 與野, ...) with their Hangul words."""
-    text = _PAIR_RE.sub(lambda m: HANJA_PAIRS[m.group(0)], text)
-    return _SINGLE_RE.sub(lambda m: HANJA_SINGLE[m.group(1)], text)
+    return _expand_headline_hanja(text)
+
+
+def _unified(raw: str) -> str:
+    """NFKC, zero-width characters dropped, quote/bracket/ellipsis glyphs unified; hanja and spaces as given."""
+    text = unicodedata.normalize("NFKC", raw)
+    return _ELLIPSIS.sub("… ", text.translate(_QUOTES))
 
 
 def clean_text(raw: str) -> str:
     """NFKC, unified quotes/brackets/ellipses, hanja abbreviations expanded, single spaces."""
-    text = unicodedata.normalize("NFKC", raw)
-    text = _ZERO_WIDTH.sub("", text).translate(_QUOTES)
-    text = _ELLIPSIS.sub("… ", text)
-    text = expand_hanja(text)
-    return _SPACE.sub(" ", text).strip()
+    return _SPACE.sub(" ", expand_hanja(_unified(raw))).strip()
 
 
 def split_tags(text: str) -> tuple[str, tuple[str, ...]]:
@@ -95,6 +132,76 @@ def normalize_title(raw: str) -> NormalizedTitle:
     text = clean_text(raw)
     body, tags = split_tags(text)
     return NormalizedTitle(text=text, tags=tags, key=_KEY_DROP.sub("", body.lower()))
+
+
+# --- the model's text -------------------------------------------------------------------------------------
+# Separators that every source has between phrases, each in its own glyphs: ellipses (unified to "…" above),
+# middle dots (· and the look-alikes ㆍ ・ ‧ ∙ • ⋅ that outlets type for it; NFKC has made ㆍ the jamo U+119E)
+# and slashes ("원/달러" is "원·달러"; NFKC writes YNAT's ⅔ as 2⁄3, others type 2/3). A space keeps the two words
+# apart whichever glyph was used.
+_SEPARATORS = "…·\u119eㆍ・‧∙•⋅/⁄"
+# So is a full stop that is not a decimal point: "중소.벤처", "들어선다.", "U.S." (1.5% keeps its point).
+_POINT = re.compile(r"(?<!\d)\.|\.(?!\d)")
+# Range marks: YNAT writes 13∼15도, listings 13~15도, some 13 ~ 15도 (〜 is a wave dash, typed for the same).
+_RANGES = "∼〜"
+_RANGE = re.compile(r"\s*~\s*")
+# Up/down arrows read as part of the figure before them (목표가↑, 24%↑); outlets differ in a space before them.
+_ARROW = re.compile(r"\s+(?=[↑↓])")
+# Tags KLUE's deletion of brackets left in YNAT as bare words: "...선언종합" for "...선언(종합)", "8.0%속보",
+# "속보 홍콩정부..." (one YNAT headline in ten ends in 종합; no other source has a bare one). split_tags drops the
+# bracketed forms of the same tags, so these go too. Only report-status words: a bare 단독 may be "단독 선두".
+_BARE_LEAD = re.compile(r"^(?:속보|\d+보) ")
+_BARE_TRAIL = re.compile(r"(?:종합\d*보?|(?<!\d)\d+보|속보|상보)$")
+
+
+def _model_chars() -> dict[int, str | None]:
+    """The one str.translate table of model_text: separators -> space, range marks -> "~", and deleted: every
+    punctuation character (Unicode category P*) but "." and "%", with the ASCII symbols KLUE also deleted from
+    YNAT (+ = < > | ^ `): quotes, brackets, commas, ?, !, dashes, colons, &, #, ... A deletion, not a space, as
+    KLUE did: YNAT reads "토트넘 20 승리" for 2-0, "SP" for S&P, "옴이" for '옴'이, and the other sources must read
+    the same. Bullets and ornaments (◇ ○ ▶ ★ ♥: Geometric Shapes to Dingbats) go too; arrows (목표가↑) stay.
+    Only the blocks where punctuation lives are scanned (Latin, General and Supplemental Punctuation, CJK
+    Symbols and Punctuation, small and full-width forms): enough after NFKC, and cheap at import."""
+    blocks = [range(0x2E80), range(0x3000, 0x3040), range(0xFE10, 0xFE70), range(0xFF00, 0xFF66)]
+    marks = {cp for block in blocks for cp in block if unicodedata.category(chr(cp)).startswith("P")}
+    marks |= {cp for cp in range(0x25A0, 0x27C0) if unicodedata.category(chr(cp)) == "So"} | set(map(ord, "+=<>|^`"))
+    table: dict[int, str | None] = dict.fromkeys(marks - set(map(ord, ".%")))
+    return table | dict.fromkeys(map(ord, _SEPARATORS), " ") | dict.fromkeys(map(ord, _RANGES), "~")
+
+
+_MODEL_CHARS = _model_chars()
+# Which model_text a saved model was trained on (pipeline.models.base writes it into model.json and refuses to load
+# a model of another): change it whenever model_text answers differently for some headline, or a model trained
+# before would silently read other text at prediction than it learned from.
+TEXT_VERSION = "model_text/1"
+
+
+def model_text(raw: str) -> str:
+    """What every model reads, at training and at prediction: the headline's words without the marks of its
+    source's style. Bracket tags at either end ([속보], [단독], (종합2보), 【포토】, [오늘의 운세]; see split_tags)
+    dropped; ellipses, middle dots, slashes and non-decimal full stops made spaces; quotes, other brackets'
+    marks and punctuation deleted (their words kept); hanja abbreviations expanded (MODEL_HANJA_* too); NFKC,
+    no zero-width characters, single spaces.
+
+        >>> model_text("‘이재성 65분 활약’ 마인츠, 아우에 3-0 격파")
+        '이재성 65분 활약 마인츠 아우에 30 격파'
+    """
+    body, _ = split_tags(" ".join(_unified(raw).split()))
+    if "." in body:
+        body = _POINT.sub(" ", body)
+    # hanja after the marks are gone, so that a quote between two hanja ("與‘野’") reads as if it were not there
+    body = _expand_model_hanja(body.translate(_MODEL_CHARS))
+    if "~" in body:
+        body = _RANGE.sub("~", body)
+    if "↑" in body or "↓" in body:
+        body = _ARROW.sub("", body)
+    body = " ".join(body.split())  # what \s+ -> " " does (the same Unicode whitespace), three times faster
+    # (also when nothing is left: "[포토](종합)" is a tag and its tag, as split_tags reads "[포토]" alone)
+    while body.endswith(("보", "종합")) and (m := _BARE_TRAIL.search(body)):
+        body = body[: m.start()].rstrip()
+    while body.startswith(("속보 ", *"0123456789")) and (m := _BARE_LEAD.match(body)):
+        body = body[m.end():]
+    return body
 
 
 def title_problem(raw: str) -> str | None:

@@ -216,6 +216,27 @@ def test_onnx_graph_gives_the_trained_networks_probabilities(tiny_run):
     assert diff <= (1e-3 if exported["graph"] == "fp32" else 0.05), exported
 
 
+def test_transformer_answer_ignores_style_edits(tiny_run):
+    """Metamorphic (tests/test_metamorphic.py): the ONNX model reads model_text, so quotes, tags, ellipsis glyphs,
+    hanja and spacing leave its scores as they were."""
+    from tests.test_metamorphic import EDITS, assert_same_answers, fixture_headlines
+
+    loaded = load_model(tiny_run["tmp"] / "model")
+    for edit in EDITS:
+        assert_same_answers(loaded, fixture_headlines()[::4], edit)
+
+
+def test_local_tokenizer_learned_no_style_marks(tiny_run):
+    """The offline build's SentencePiece vocabulary and MLM learn from model_text too: no piece for a quote, a
+    bracket, an ellipsis or a middle dot, which the fixture's listing headlines and templates are full of."""
+    from transformers import AutoTokenizer
+
+    built = next((tiny_run["tmp"] / "pretrained").glob("kobert-local-*"))
+    pieces = AutoTokenizer.from_pretrained(str(built)).get_vocab()
+    marked = [p for p in pieces if p not in SPECIALS and set(p) & set("“”‘’\"'[]()…·,")]
+    assert not marked, marked
+
+
 def test_round_trip_gives_same_probabilities(tiny_run):
     titles = ["경찰, 절도범 체포", "코스피 2800선 회복"]
     again = load_model(tiny_run["tmp"] / "model")

@@ -2,7 +2,8 @@
 
 A saved model directory is self-describing: model.json holds kind, labels, resolved config,
 metrics and versions; the kind's own files sit beside it. Models take raw headlines and normalise
-them themselves (pipeline.text), so training and prediction can never disagree on the text.
+them themselves (`TopicModel.texts`, i.e. pipeline.text.model_text), so training and prediction can never
+disagree on the text, and every kind reads the same source-invariant text.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 
 from pipeline.cli import UserError
 from pipeline.io import sha256_file
-from pipeline.text import clean_text
+from pipeline.text import TEXT_VERSION, model_text
 
 META_FILE = "model.json"
 # per-epoch curves a kind may report while it trains: log(metrics, step); pipeline.tracking provides one
@@ -89,13 +90,14 @@ class TopicModel(ABC):
 
     @staticmethod
     def texts(titles: Sequence[str]) -> list[str]:
-        """What a model reads: normalize_title(t).text, without the tags and dedupe key it does not read."""
-        return [clean_text(t) for t in titles]
+        """What a model reads, for every kind, at training and at prediction: pipeline.text.model_text, the
+        headline without the marks of its source's style (quotes, tags, ellipses), so no kind can learn the source."""
+        return [model_text(t) for t in titles]
 
     def save(self, model_dir: Path) -> None:
         model_dir.mkdir(parents=True, exist_ok=True)
         self._save_weights(model_dir)
-        meta = {"kind": self.kind, "labels": list(self.labels), "files": file_hashes(model_dir),
+        meta = {"kind": self.kind, "labels": list(self.labels), "files": file_hashes(model_dir), "text": TEXT_VERSION,
                 "config": self.config.model_dump(mode="json"),
                 "metrics": self.metrics, "info": self.info, "calibration": self.calibration,
                 "abstain_threshold": self.threshold, "other_threshold": self.other_threshold,
@@ -113,6 +115,9 @@ class TopicModel(ABC):
         meta = validate(ModelMeta, raw, where)
         if meta.kind != cls.kind:
             raise UserError(f"{model_dir} holds a {meta.kind} model, not {cls.kind}")
+        if raw.get("text") != TEXT_VERSION:  # it would read other text than it learned from (pipeline.text)
+            raise UserError(f"{model_dir} was trained on headlines read as {raw.get('text') or 'clean_text'}, "
+                            f"this version reads {TEXT_VERSION}: retrain it (make train)")
         verify_files(model_dir, meta.files)  # before any weights file is opened
         model = cls(validate(cls.config_class(), meta.config, where), meta.labels)
         model.metrics, model.info = raw.get("metrics", {}), raw.get("info", {})

@@ -190,7 +190,9 @@ class KobertModel(TopicModel):
 
     def _local_pretrained(self, inputs: FitInputs) -> Path:
         """Tokenizer + MLM-pretrained small BERT on the headline corpus, cached by corpus and config."""
-        c, corpus = self.config, list(inputs.corpus)
+        # the tokenizer and the MLM learn from the text the classifier reads (model_text), not the raw headlines:
+        # pieces for quotes and tags would be wasted vocabulary, and would teach the source's style
+        c, corpus = self.config, self.texts(inputs.corpus)
         if not corpus:
             raise UserError("offline KoBERT build needs a headline corpus (FitInputs.corpus)")
         recipe = json.dumps({"format": 2, **{k: getattr(c, k) for k in (  # 2: fast tokenizer files (tokenizer.json)
