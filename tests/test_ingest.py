@@ -82,9 +82,11 @@ def test_duplicates_collapse_to_first_source():
 def test_ingest_all_sources_and_is_deterministic(data_env, tmp_path):
     cfg = load_config(DataConfig)
     first, second = ingest(cfg), ingest(cfg)
-    assert {r["source"] for r in first} == {"ynat", "listing", "page"}
-    assert {r["source_file"] for r in first} >= {"ynat_train.csv", "naver_2026-06-05.csv", "board.html",
-                                                  "newslist.html", "board_2024-07-31.txt"}
+    # each listing or RSS file is a source of its own, named by its stem
+    assert {r["source"] for r in first} == {"ynat", "naver_2026-06-05", "dailies_2026-02", "page"}
+    assert {r["source_file"] for r in first} >= {"ynat_train.csv", "naver_2026-06-05.csv", "dailies_2026-02.csv",
+                                                  "board.html", "newslist.html", "board_2024-07-31.txt"}
+    assert next(r["section"] for r in first if r["source"] == "dailies_2026-02") == "economy|it"  # as given
     write_csv(tmp_path / "a.csv", COLUMNS, first)
     write_csv(tmp_path / "b.csv", COLUMNS, second)
     assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
