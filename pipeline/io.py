@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 from pipeline.cli import UserError
+from pipeline.text import MAX_TITLE_CHARS
 
 
 @contextlib.contextmanager
@@ -75,6 +76,10 @@ def _strict_rows(reader, path: Path, required: Sequence[str]) -> list[tuple[int,
                 rows.append((start, dict(zip(header, record, strict=True))))
             start = reader.line_num + 1
     except csv.Error as err:
+        if "field larger than field limit" in str(err):  # the csv module's words; the quoting may be fine
+            raise UserError(f"{path}:{start}: a field longer than {csv.field_size_limit():,} characters (a headline "
+                            f"has at most {MAX_TITLE_CHARS}): the row stops the stage, as a malformed one does; "
+                            "fix the export or remove the row") from None
         at_end = "end of data" in str(err)  # the csv module's words for end of file inside a quoted field
         if at_end or reader.line_num > start:
             end = "the end of the file" if at_end else f"line {reader.line_num} ({err})"

@@ -26,7 +26,7 @@ import numpy as np
 
 from pipeline import OTHER, REPO_ROOT
 from pipeline.calibration import decide
-from pipeline.cli import UserError, run
+from pipeline.cli import UserError, require_stdin, run, write_stdout
 from pipeline.models import load_model
 from pipeline.models.base import TopicModel
 from pipeline.text import title_problem
@@ -81,6 +81,7 @@ def json_lines(results: Sequence[dict]) -> str:
 def open_input(path: str) -> BinaryIO:
     """The --input source as bytes: each line is decoded on its own (decode_lines)."""
     if path == "-":
+        require_stdin("pipe the headlines in (`--input - < headlines.txt`) or give --input FILE")
         return sys.stdin.buffer
     try:
         return open(path, "rb")
@@ -178,7 +179,7 @@ def predict_stream(model: TopicModel, source: BinaryIO, out: TextIO, abstain: bo
     bar = None  # created after the first batch, so model warm-up does not count as "long"
     try:
         for text, batch_errors, lines in answered_batches(model, source, abstain, workers):
-            out.write(text)
+            write_stdout(out, text)  # a full disk: one line, not a traceback
             errors += batch_errors
             n += lines
             if bar is None:
@@ -221,14 +222,14 @@ def main() -> None:
         try:
             n, errors = predict_stream(model, source, sys.stdout, not args.no_abstain, args.workers)
         finally:
-            if source is not sys.stdin.buffer:
+            if args.input != "-":
                 source.close()
         if errors:
             print(f"{errors} of {n} lines could not be classified (see their error field)", file=sys.stderr)
         return
     result = predict_titles(model, [args.title], not args.no_abstain)[0]
     if args.json:
-        sys.stdout.write(json_lines([result]))
+        write_stdout(sys.stdout, json_lines([result]))
     else:
         print(f"{result['label']} {result['confidence']:.3f}")
 
