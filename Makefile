@@ -9,7 +9,7 @@ MODEL ?= models:/headline-topic@champion
 MASTER ?= local[*]
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lock ingest label review train train-tfidf train-kobert train-ensemble propose promote compare test lint ui bench serve score bench-serve
+.PHONY: help venv lock ingest label review train train-tfidf train-kobert train-ensemble propose promote compare test lint ui bench serve score bench-serve repair-store
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -44,6 +44,8 @@ test: venv ## run the test suite (shared-data tests skip when ../shared/data is 
 	$(PY) -m pytest -q
 lint: venv ## ruff over the code and tests
 	$(PY) -m ruff check pipeline tests bench
+repair-store: venv ## repair a half-created mlflow.db (an empty one is moved aside and created anew)
+	MLFLOW_TRACKING_URI=$(MLFLOW_TRACKING_URI) $(PY) -m pipeline.tracking repair-store
 ui: venv ## open the MLflow UI on the project store (http://127.0.0.1:5000)
 	$(PY) -m mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port 5000
 bench: venv ## time predict per saved model: cold headline, --input on 100,000 lines, in-process, peak memory

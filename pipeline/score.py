@@ -167,9 +167,9 @@ def resolve_model(uri: str) -> str:
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from pipeline.tracking import tracking_uri
+    from pipeline.tracking import tracking_uri, use_store
 
-    mlflow.set_tracking_uri(tracking_uri())
+    use_store()
     try:
         mlflow.models.get_model_info(uri)
     except (MlflowException, OSError) as err:
