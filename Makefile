@@ -50,8 +50,8 @@ ui: venv ## open the MLflow UI on the project store (http://127.0.0.1:5000)
 	$(PY) -m mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port 5000
 bench: venv ## time predict per saved model: cold headline, --input on 100,000 lines, in-process, peak memory
 	$(PY) bench/predict_bench.py
-serve: venv ## serve the champion with MLflow's scoring server on http://127.0.0.1:$(PORT) (make serve PORT=5001)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" MLFLOW_TRACKING_URI=$(MLFLOW_TRACKING_URI) $(VENV)/bin/mlflow models serve -m $(MODEL) --env-manager local --host 127.0.0.1 --port $(PORT)
+serve: venv ## serve the champion with MLflow's scoring server, bounded, on http://127.0.0.1:$(PORT) (make serve PORT=5001)
+	MLFLOW_TRACKING_URI=$(MLFLOW_TRACKING_URI) $(PY) -m pipeline.serve --model $(MODEL) --host 127.0.0.1 --port $(PORT)
 score: venv ## label INPUT (CSV, Parquet, JSON Lines, text) into OUTPUT (Parquet) on Spark (MASTER=local[*])
 	MLFLOW_TRACKING_URI=$(MLFLOW_TRACKING_URI) $(PY) -m pipeline.score "$(INPUT)" "$(OUTPUT)" --model $(MODEL) --master "$(MASTER)"
 bench-serve: venv ## headlines/s of the served champion (1 and 100 rows/request) and of Spark vs predict --input on 1M lines

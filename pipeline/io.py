@@ -3,6 +3,7 @@
 import contextlib
 import csv
 import hashlib
+import io
 import os
 import shutil
 import signal
@@ -57,7 +58,12 @@ def read_csv_numbered(path: Path, required: Sequence[str] = (), delimiter: str =
         raise UserError(_not_utf8(path, "TSV" if delimiter == "\t" else "CSV")) from None
 
 
-def _strict_rows(reader, path: Path, required: Sequence[str]) -> list[tuple[int, dict]]:
+def read_csv_text(text: str, where: str, required: Sequence[str] = ()) -> list[dict]:
+    """Rows of CSV text that is not a file (a request body), as strictly as read_csv: errors name `where:LINE`."""
+    return [row for _, row in _strict_rows(csv.reader(io.StringIO(text, newline=""), strict=True), where, required)]
+
+
+def _strict_rows(reader, path: Path | str, required: Sequence[str]) -> list[tuple[int, dict]]:
     header: list[str] | None = None
     rows: list[tuple[int, dict]] = []
     start = 1  # the physical line the next record starts on; reader.line_num is where it ended
@@ -91,7 +97,7 @@ def _strict_rows(reader, path: Path, required: Sequence[str]) -> list[tuple[int,
     return rows
 
 
-def _check_columns(path: Path, header: list[str], required: Sequence[str]) -> None:
+def _check_columns(path: Path | str, header: list[str], required: Sequence[str]) -> None:
     missing = [c for c in required if c not in header]
     if missing:
         raise UserError(f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(header) or 'none'})")

@@ -260,8 +260,13 @@ def _input_cells(model_input) -> list:
 
     if isinstance(model_input, pd.DataFrame):
         if "title" in model_input.columns:
-            return model_input["title"].tolist()
-        return model_input.iloc[:, 0].tolist() if model_input.shape[1] else []
+            cells = model_input["title"].tolist()
+        else:
+            cells = model_input.iloc[:, 0].tolist() if model_input.shape[1] else []
+        # MLflow's signature check turns a dict of lists ({"title": [a, b]}) into ONE row holding the list
+        if len(cells) == 1 and isinstance(cells[0], (list, tuple, np.ndarray)):
+            return list(cells[0])
+        return cells
     if isinstance(model_input, dict):
         return _input_cells(model_input["title"] if "title" in model_input else next(iter(model_input.values()), []))
     if isinstance(model_input, str):
@@ -271,10 +276,35 @@ def _input_cells(model_input) -> list:
     return list(model_input)
 
 
+# A cell MLflow's request parsing would mangle (a number becomes its digits) or refuse with the whole request
+# (a lone surrogate: pandas' Arrow strings cannot hold one) is sent by pipeline.serve as this marker and its
+# problem; the pyfunc answers it as that row's error. NUL never starts a headline.
+PROBLEM_MARK = "\x00row-problem: "
+
+
+def problem_cell(problem: str) -> str:
+    return PROBLEM_MARK + problem
+
+
+def wire_cell(cell):
+    """A title cell as pipeline.serve hands it to MLflow: a valid string or null as it is, else its problem."""
+    from pipeline.text import title_problem
+
+    if cell is None or (isinstance(cell, float) and cell != cell):
+        return None
+    if not isinstance(cell, str):
+        return problem_cell(_cell_problem(cell))
+    try:
+        cell.encode("utf-8")
+    except UnicodeEncodeError:
+        return problem_cell(title_problem(cell) or "title is not valid UTF-8 text")
+    return cell
+
+
 def _cell_problem(cell) -> str | None:
     """Why a cell is not a title string at all (None, NaN, a number), or None for a string."""
     if isinstance(cell, str):
-        return None
+        return cell.removeprefix(PROBLEM_MARK) if cell.startswith(PROBLEM_MARK) else None
     if cell is None or (isinstance(cell, float) and cell != cell) or cell is pd.NA:
         return "missing title"
     return f"title is not text (got {type(cell).__name__})"
