@@ -310,6 +310,9 @@ def _cell_problem(cell) -> str | None:
     return f"title is not text (got {type(cell).__name__})"
 
 
+ANSWER_SLICE = 2048  # titles handed to the model at once
+
+
 def answer_frame(model, model_input, abstain: bool = True) -> pd.DataFrame:
     """pipeline.predict.predict_titles (the one function that decides, as for the CLI) over the input's title
     cells, flattened to OUTPUT_COLUMNS. Object columns, so a null is None (JSON null from the server)."""
@@ -317,7 +320,11 @@ def answer_frame(model, model_input, abstain: bool = True) -> pd.DataFrame:
 
     cells = _input_cells(model_input)
     problems = [_cell_problem(c) for c in cells]
-    answers = iter(predict_titles(model, [c for c, p in zip(cells, problems, strict=True) if p is None], abstain))
+    titles = [c for c, p in zip(cells, problems, strict=True) if p is None]
+    # in slices, as predict --input reads its batches: a model's working memory grows with the rows it is given
+    # at once (TF-IDF: ~200 MB for 10,000 rows), and the server answers requests of up to 10,000
+    answers = (answer for start in range(0, len(titles), ANSWER_SLICE)
+               for answer in predict_titles(model, titles[start:start + ANSWER_SLICE], abstain))
     rows = []
     for problem in problems:
         answer = next(answers) if problem is None else {"title": None, "error": problem}
