@@ -73,7 +73,7 @@ def store_problem(db: Path) -> str | None:
     import sqlite3
 
     try:
-        with contextlib.closing(sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+        with _read_only(db) as conn:
             names = _table_names(conn)
             if not names:
                 return "new"
@@ -87,6 +87,13 @@ def store_problem(db: Path) -> str | None:
     except sqlite3.DatabaseError as err:  # not SQLite at all, or a hot journal a reader cannot roll back
         return f"not readable as SQLite: {err}"
     return None
+
+
+def _read_only(db: Path):
+    """A read-only connection (closed when done): looking at a store never changes it."""
+    import sqlite3
+
+    return contextlib.closing(sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True))
 
 
 def _table_names(conn) -> set[str]:
@@ -119,7 +126,7 @@ def _store_rows(db: Path) -> int:
     import sqlite3
 
     try:
-        with contextlib.closing(sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+        with _read_only(db) as conn:
             names = _table_names(conn)
             return sum(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
                        for table in ("runs", "registered_models") if table in names)
@@ -154,8 +161,9 @@ def _drop_leftovers(db: Path) -> str:
 
 
 def repair_store() -> str:
-    """A half-created store holding no run and no model is moved aside (`<db>.half-created-<time>`) and a new
-    one created; one that holds any is left alone (its data is worth a person's look), with the way to do it."""
+    """Repair a half-created store: the `_alembic_tmp_*` leftovers of a migration that did finish are dropped; a
+    store holding no run and no model is moved aside (`<db>.half-created-<time>`) and a new one created; one
+    that holds any is left alone (its data is worth a person's look), with the way to do it."""
     from datetime import datetime
 
     uri = tracking_uri()
