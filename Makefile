@@ -9,7 +9,7 @@ MODEL ?= models:/headline-topic@champion
 MASTER ?= local[*]
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lock ingest label review train train-tfidf train-kobert train-ensemble propose promote compare test lint ui bench serve score bench-serve
+.PHONY: help venv lock ingest label review train train-tfidf train-kobert train-ensemble propose promote compare test lint ui bench serve score bench-serve repair-store
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -44,12 +44,14 @@ test: venv ## run the test suite (shared-data tests skip when ../shared/data is 
 	$(PY) -m pytest -q
 lint: venv ## ruff over the code and tests
 	$(PY) -m ruff check pipeline tests bench
+repair-store: venv ## repair a half-created mlflow.db (an empty one is moved aside and created anew)
+	MLFLOW_TRACKING_URI=$(MLFLOW_TRACKING_URI) $(PY) -m pipeline.tracking repair-store
 ui: venv ## open the MLflow UI on the project store (http://127.0.0.1:5000)
 	$(PY) -m mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port 5000
 bench: venv ## time predict per saved model: cold headline, --input on 100,000 lines, in-process, peak memory
 	$(PY) bench/predict_bench.py
-serve: venv ## serve the champion with MLflow's scoring server on http://127.0.0.1:$(PORT) (make serve PORT=5001)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" MLFLOW_TRACKING_URI=$(MLFLOW_TRACKING_URI) $(VENV)/bin/mlflow models serve -m $(MODEL) --env-manager local --host 127.0.0.1 --port $(PORT)
+serve: venv ## serve the champion with MLflow's scoring server, bounded, on http://127.0.0.1:$(PORT) (make serve PORT=5001)
+	MLFLOW_TRACKING_URI=$(MLFLOW_TRACKING_URI) $(PY) -m pipeline.serve --model $(MODEL) --host 127.0.0.1 --port $(PORT)
 score: venv ## label INPUT (CSV, Parquet, JSON Lines, text) into OUTPUT (Parquet) on Spark (MASTER=local[*])
 	MLFLOW_TRACKING_URI=$(MLFLOW_TRACKING_URI) $(PY) -m pipeline.score "$(INPUT)" "$(OUTPUT)" --model $(MODEL) --master "$(MASTER)"
 bench-serve: venv ## headlines/s of the served champion (1 and 100 rows/request) and of Spark vs predict --input on 1M lines

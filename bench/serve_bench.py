@@ -1,6 +1,7 @@
 """Benchmark the served model and Spark batch scoring: headlines/s, whole requests and whole jobs.
 
     python bench/serve_bench.py [--model-dir models/current] [--lines 1000000] [--requests 400] [--clients 2]
+    python bench/serve_bench.py --memory [--clients 4] [--rounds 5]   (worker memory under the largest request)
     make bench-serve
 
 1. Logs MODEL_DIR as a pyfunc with this checkout's wrapper into a temporary MLflow store (the way `make train`
@@ -9,6 +10,8 @@
    1-row and 100-row `inputs` requests: headlines/s and p50/p99 latency per request. The server is then stopped.
 3. LINES headlines (data/interim/headlines.csv, cycled) go through `python -m pipeline.score` on local[2] and
    through `python -m pipeline.predict --input` (whole processes, start-up included): headlines/s and the ratio.
+With --memory, only: the server's peak resident memory while CLIENTS send the largest request it takes (MAX_ROWS
+rows, close to MAX_BYTES) ROUNDS times each, and how it answers a 200,000-row request (the issue's 23 MB one).
 """
 
 from __future__ import annotations
@@ -73,13 +76,12 @@ def free_port() -> int:
 
 
 def start_server(uri: str, port: int, workers: int, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri,
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    """`make serve` on the temporary store: pipeline.serve (MLflow's scoring app behind the request guard)."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m",
-                                 "models:/headline-topic@champion", "--env-manager", "local", "--host", "127.0.0.1",
-                                 "--port", str(port), "--workers", str(workers)], env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen([sys.executable, "-m", "pipeline.serve", "--model", "models:/headline-topic@champion",
+                                 "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)], env=env,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -146,6 +148,76 @@ def load(port: int, titles: list[str], rows: int, requests: int, clients: int) -
             "p99 ms": 1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]}
 
 
+def group_rss(proc: subprocess.Popen) -> int:
+    """The largest resident set among the server's processes (with --workers 1 uvicorn answers in the first)."""
+    import psutil
+
+    parent = psutil.Process(proc.pid)
+    sizes = []
+    for p in [parent, *parent.children(recursive=True)]:
+        try:
+            sizes.append(p.memory_info().rss)
+        except psutil.NoSuchProcess:
+            pass
+    return max(sizes)
+
+
+def memory(proc: subprocess.Popen, port: int, titles: list[str], clients: int, rounds: int) -> None:
+    """Worker memory under the largest request the server takes (MAX_ROWS rows, padded towards MAX_BYTES),
+    CLIENTS at once for ROUNDS each, sampled every 20 ms; then a 200,000-row request, which must be refused."""
+    from pipeline.serve import MAX_BYTES, MAX_ROWS
+
+    width = max(10, min(500, (MAX_BYTES // MAX_ROWS - 12) // 6))  # \uXXXX escapes: 6 bytes a character
+    padded = [(t + " " + t * 10)[:width] for t in itertools.islice(itertools.cycle(titles), MAX_ROWS)]
+    body = json.dumps({"inputs": padded}).encode()
+    assert len(body) <= MAX_BYTES, len(body)
+    peak, stop = [0], threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set() and proc.poll() is None:
+            peak[0] = max(peak[0], group_rss(proc))
+            time.sleep(0.02)
+
+    def post(data: bytes) -> tuple[int, float]:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+        start = time.perf_counter()
+        conn.request("POST", "/invocations", data, {"Content-Type": "application/json"})
+        response = conn.getresponse()
+        response.read()
+        return response.status, time.perf_counter() - start
+
+    assert post(json.dumps({"inputs": titles[:100]}).encode())[0] == 200
+    idle = group_rss(proc)
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    statuses: list[int] = []
+    seconds: list[float] = []
+
+    def client() -> None:
+        for _ in range(rounds):
+            status, took = post(body)
+            statuses.append(status)
+            seconds.append(took)
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    time.sleep(1)
+    after = group_rss(proc)
+    huge = json.dumps({"inputs": list(itertools.islice(itertools.cycle(titles), 200_000))}).encode()
+    refused, took = post(huge)
+    stop.set()
+    sampler.join()
+    mib = 1 << 20
+    print(f"largest allowed request: {MAX_ROWS:,} rows of {width} characters, {len(body) / mib:.1f} MiB; "
+          f"{clients} clients x {rounds}: HTTP {sorted(set(statuses))}, median {statistics.median(seconds):.2f} s")
+    print(f"worker RSS: idle {idle / mib:.0f} MiB, peak {peak[0] / mib:.0f} MiB, after {after / mib:.0f} MiB")
+    print(f"200,000 rows ({len(huge) / mib:.0f} MiB) in one request: HTTP {refused} in {took:.2f} s; "
+          f"RSS after {group_rss(proc) / mib:.0f} MiB")
+
+
 def timed(cmd: list[str], env: dict) -> float:
     start = time.perf_counter()
     subprocess.run(cmd, cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL)
@@ -160,8 +232,21 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=2, help="concurrent connections")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn workers of the server")
     parser.add_argument("--master", default="local[2]")
+    parser.add_argument("--memory", action="store_true",
+                        help="only measure worker memory under the largest allowed request (no throughput, no Spark)")
+    parser.add_argument("--rounds", type=int, default=5, help="--memory: largest requests per client")
     args = parser.parse_args()
     model_dir = Path(args.model_dir).resolve()
+    if args.memory:
+        titles = headlines(200_000)
+        with tempfile.TemporaryDirectory() as tmp:
+            store = Path(tmp)
+            proc = start_server(register(model_dir, store), free_port(), args.workers, store / "server.log")
+            try:
+                memory(proc, int(proc.args[proc.args.index("--port") + 1]), titles, args.clients, args.rounds)
+            finally:
+                stop_server(proc)
+        return
     titles = headlines(max(args.lines, 100 * args.requests))
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp)

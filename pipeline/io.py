@@ -3,6 +3,7 @@
 import contextlib
 import csv
 import hashlib
+import io
 import os
 import shutil
 import signal
@@ -12,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 from pipeline.cli import UserError
+from pipeline.text import MAX_TITLE_CHARS
 
 
 @contextlib.contextmanager
@@ -56,7 +58,12 @@ def read_csv_numbered(path: Path, required: Sequence[str] = (), delimiter: str =
         raise UserError(_not_utf8(path, "TSV" if delimiter == "\t" else "CSV")) from None
 
 
-def _strict_rows(reader, path: Path, required: Sequence[str]) -> list[tuple[int, dict]]:
+def read_csv_text(text: str, where: str, required: Sequence[str] = ()) -> list[dict]:
+    """Rows of CSV text that is not a file (a request body), as strictly as read_csv: errors name `where:LINE`."""
+    return [row for _, row in _strict_rows(csv.reader(io.StringIO(text, newline=""), strict=True), where, required)]
+
+
+def _strict_rows(reader, path: Path | str, required: Sequence[str]) -> list[tuple[int, dict]]:
     header: list[str] | None = None
     rows: list[tuple[int, dict]] = []
     start = 1  # the physical line the next record starts on; reader.line_num is where it ended
@@ -75,6 +82,10 @@ def _strict_rows(reader, path: Path, required: Sequence[str]) -> list[tuple[int,
                 rows.append((start, dict(zip(header, record, strict=True))))
             start = reader.line_num + 1
     except csv.Error as err:
+        if "field larger than field limit" in str(err):  # the csv module's words; the quoting may be fine
+            raise UserError(f"{path}:{start}: a field longer than {csv.field_size_limit():,} characters (a headline "
+                            f"has at most {MAX_TITLE_CHARS}): the row stops the stage, as a malformed one does; "
+                            "fix the export or remove the row") from None
         at_end = "end of data" in str(err)  # the csv module's words for end of file inside a quoted field
         if at_end or reader.line_num > start:
             end = "the end of the file" if at_end else f"line {reader.line_num} ({err})"
@@ -86,7 +97,7 @@ def _strict_rows(reader, path: Path, required: Sequence[str]) -> list[tuple[int,
     return rows
 
 
-def _check_columns(path: Path, header: list[str], required: Sequence[str]) -> None:
+def _check_columns(path: Path | str, header: list[str], required: Sequence[str]) -> None:
     missing = [c for c in required if c not in header]
     if missing:
         raise UserError(f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(header) or 'none'})")

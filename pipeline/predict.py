@@ -28,7 +28,7 @@ import numpy as np
 
 from pipeline import OTHER, REPO_ROOT, summary
 from pipeline.calibration import decide
-from pipeline.cli import UserError, run
+from pipeline.cli import UserError, require_stdin, run, write_stdout
 from pipeline.models import load_model
 from pipeline.models.base import TopicModel
 from pipeline.text import title_problem
@@ -83,6 +83,7 @@ def json_lines(results: Sequence[dict]) -> str:
 def open_input(path: str) -> BinaryIO:
     """The --input source as bytes: each line is decoded on its own (decode_lines)."""
     if path == "-":
+        require_stdin("pipe the headlines in (`--input - < headlines.txt`) or give --input FILE")
         return sys.stdin.buffer
     try:
         return open(path, "rb")
@@ -197,7 +198,7 @@ def predict_stream(model: TopicModel, source: BinaryIO, out: TextIO, abstain: bo
     try:
         batches = answered_batches(model, source, abstain, workers, stats=on_stats is not None)
         for text, batch_errors, stats, lines in batches:
-            out.write(text)
+            write_stdout(out, text)  # a full disk: one line, not a traceback
             if on_stats is not None:
                 on_stats(stats)
             errors += batch_errors
@@ -281,7 +282,7 @@ def main() -> None:
             n, errors = predict_stream(model, source, sys.stdout, not args.no_abstain, args.workers,
                                        on_stats=add if args.summary is not None else None)
         finally:
-            if source is not sys.stdin.buffer:
+            if args.input != "-":
                 source.close()
         if errors:
             print(f"{errors} of {n} lines could not be classified (see their error field)", file=sys.stderr)
@@ -292,7 +293,7 @@ def main() -> None:
         return
     result = predict_titles(model, [args.title], not args.no_abstain)[0]
     if args.json:
-        sys.stdout.write(json_lines([result]))
+        write_stdout(sys.stdout, json_lines([result]))
     else:
         print(f"{result['label']} {result['confidence']:.3f}")
 

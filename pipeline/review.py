@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from pipeline import LABELS
-from pipeline.cli import run
+from pipeline.cli import require_stdin, run
 from pipeline.config import CONFIG_DIR, DataConfig, load_config
 from pipeline.io import read_csv
 
@@ -139,6 +139,7 @@ def main() -> int:
     parser.add_argument("--data", default=CONFIG_DIR / "data.yaml", type=Path)
     parser.add_argument("--limit", type=int, default=50, help="at most this many headlines")
     args = parser.parse_args()
+    require_stdin("review reads its answers from it: run it in a terminal (make review) or pipe answers in")
     return review(load_config(DataConfig, args.data), args.limit, sys.stdin, sys.stdout)
 
 

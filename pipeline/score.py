@@ -70,6 +70,26 @@ def check_paths(source: str, dest: str, overwrite: bool) -> None:
         raise UserError(f"output already exists: {dest} (pass --overwrite to replace it)")
 
 
+def check_parquet(source: str) -> None:
+    """A local Parquet input's footers are read before Spark starts: an empty, truncated or foreign file is one
+    line naming it, where Spark would print pages of Java stack trace. (Remote inputs are Spark's to read.)"""
+    import pyarrow.parquet as pq
+
+    path = Path(source)
+    files = [path] if path.is_file() else sorted(
+        f for f in path.rglob("*") if f.is_file() and not f.name.startswith(("_", ".")))  # _SUCCESS, .crc
+    if not files:
+        raise UserError(f"{source}: a Parquet folder with no data files in it")
+    for file in files:
+        try:
+            pq.ParquetFile(file).close()
+        except Exception as err:  # pyarrow's own errors (ArrowInvalid, OSError): all mean the same to the user
+            size = file.stat().st_size
+            reason = "an empty file" if size == 0 else f"{size:,} bytes, {str(err).splitlines()[0]}"
+            raise UserError(f"{file}: not a readable Parquet file ({reason}); is it truncated, or another "
+                            "format? (--format names the format)") from None
+
+
 def check_java() -> None:
     if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
         raise UserError("Spark needs Java 17+ and no `java` was found: install a JRE "
@@ -147,9 +167,9 @@ def resolve_model(uri: str) -> str:
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from pipeline.tracking import tracking_uri
+    from pipeline.tracking import tracking_uri, use_store
 
-    mlflow.set_tracking_uri(tracking_uri())
+    use_store()
     try:
         mlflow.models.get_model_info(uri)
     except (MlflowException, OSError) as err:
@@ -172,6 +192,8 @@ def main() -> None:
     if not args.input or not args.output:
         raise UserError("give INPUT and OUTPUT (make score INPUT=headlines.txt OUTPUT=labels.parquet)")
     check_paths(args.input, args.output, args.overwrite)
+    if "://" not in args.input and input_format(args.input, args.format) == "parquet":
+        check_parquet(args.input)
     model_uri = resolve_model(args.model or default_model_uri())
     check_java()
     started = time.perf_counter()

@@ -21,6 +21,7 @@ import mlflow.pyfunc  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from pipeline import REPO_ROOT, TOPICS
+from pipeline.cli import UserError
 
 DEFAULT_DB = REPO_ROOT / "mlflow.db"
 
@@ -34,6 +35,159 @@ def artifact_root(uri: str) -> str | None:
     if uri.startswith("sqlite:///"):
         return (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").resolve().as_uri()
     return None
+
+
+# --- the store: created once, under a lock ------------------------------------------------------------------
+# MLflow creates a new SQLite store's tables (and runs its ~60 migrations) on first open, with no lock: two
+# processes opening a new mlflow.db at once both migrate, one dies on `duplicate column name`, and an
+# interrupted migration leaves `_alembic_tmp_*` tables that wedge the store for every later command.
+
+REPAIR_COMMAND = ".venv/bin/python -m pipeline.tracking repair-store"
+
+
+def use_store() -> str:
+    """The tracking URI, made mlflow's, with its SQLite store complete (created here, once, if new); every
+    function below that opens the store comes through here."""
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///"):
+        ensure_sqlite_store(Path(uri.removeprefix("sqlite:///")), uri)
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
+@contextlib.contextmanager
+def _store_lock(db: Path) -> Iterator[None]:
+    """An OS lock on `<db>.lock` beside the store, freed by the OS however its holder ends (kill -9 too)."""
+    import fcntl
+
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(f"{db.name}.lock"), "a", encoding="utf-8") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)  # blocks: a creator holds it for a second or two
+        yield
+
+
+def store_problem(db: Path) -> str | None:
+    """None for a complete store; "new" for none yet (no file, or no tables); else why it is half-created."""
+    if not db.is_file() or db.stat().st_size == 0:
+        return "new"
+    import sqlite3
+
+    try:
+        with _read_only(db) as conn:
+            names = _table_names(conn)
+            if not names:
+                return "new"
+            leftovers = sorted(n for n in names if n.startswith("_alembic_tmp_"))
+            if leftovers:
+                return f"leftover table {leftovers[0]} from an interrupted migration"
+            versions = conn.execute("SELECT count(*) FROM alembic_version").fetchone()[0] \
+                if "alembic_version" in names else 0
+            if versions != 1:
+                return "no alembic_version: its creation never finished"
+    except sqlite3.DatabaseError as err:  # not SQLite at all, or a hot journal a reader cannot roll back
+        return f"not readable as SQLite: {err}"
+    return None
+
+
+def _read_only(db: Path):
+    """A read-only connection (closed when done): looking at a store never changes it."""
+    import sqlite3
+
+    return contextlib.closing(sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True))
+
+
+def _table_names(conn) -> set[str]:
+    return {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def ensure_sqlite_store(db: Path, uri: str) -> None:
+    """Create a new store in one step under the lock (a second process waits, then finds it complete); refuse a
+    half-created one in one line naming what is wrong and the command that repairs it."""
+    if store_problem(db) is None:  # the common case: no lock taken
+        return
+    with _store_lock(db):
+        problem = store_problem(db)
+        if problem == "new":
+            _create_store(uri)
+            problem = store_problem(db)
+        if problem is not None:
+            raise UserError(f"{db} is a half-created MLflow store ({problem}); repair it with `{REPAIR_COMMAND}` "
+                            "(make repair-store)")
+
+
+def _create_store(uri: str) -> None:
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    SqlAlchemyStore(uri, artifact_root(uri)).engine.dispose()  # creates every table, runs every migration
+
+
+def _store_rows(db: Path) -> int:
+    """Runs and registered models in a (half-created) store: what moving it aside would lose."""
+    import sqlite3
+
+    try:
+        with _read_only(db) as conn:
+            names = _table_names(conn)
+            return sum(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                       for table in ("runs", "registered_models") if table in names)
+    except sqlite3.DatabaseError as err:
+        raise UserError(f"{db}: cannot tell what it holds ({err}): not moved; look at it, or move it aside "
+                        "yourself") from None
+
+
+def _migrated_to_head(uri: str) -> bool:
+    """Every table there and the schema at MLflow's latest revision: the migration a leftover belonged to ended."""
+    import sqlalchemy
+    from mlflow.store.db import utils
+
+    engine = sqlalchemy.create_engine(uri)
+    try:
+        head = utils._get_latest_schema_revision()
+        return utils._all_tables_exist(engine) and utils._get_schema_version(engine) == head
+    finally:
+        engine.dispose()
+
+
+def _drop_leftovers(db: Path) -> str:
+    """Drop the `_alembic_tmp_*` copies of a finished migration (their tables exist; nothing else is touched)."""
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        leftovers = sorted(n for n in _table_names(conn) if n.startswith("_alembic_tmp_"))
+        for name in leftovers:
+            conn.execute(f'DROP TABLE "{name}"')
+        conn.commit()
+    return f"dropped {', '.join(leftovers)} from {db} (a finished migration's leftovers; runs and models kept)"
+
+
+def repair_store() -> str:
+    """Repair a half-created store: the `_alembic_tmp_*` leftovers of a migration that did finish are dropped; a
+    store holding no run and no model is moved aside (`<db>.half-created-<time>`) and a new one created; one
+    that holds any is left alone (its data is worth a person's look), with the way to do it."""
+    from datetime import datetime
+
+    uri = tracking_uri()
+    if not uri.startswith("sqlite:///"):
+        raise UserError(f"{uri} is not a local SQLite store: its server repairs it")
+    db = Path(uri.removeprefix("sqlite:///"))
+    with _store_lock(db):
+        problem = store_problem(db)
+        if problem is None:
+            return f"{db} is complete: nothing to repair"
+        if problem.startswith("leftover") and _migrated_to_head(uri):
+            return _drop_leftovers(db)
+        if problem != "new":
+            if (rows := _store_rows(db)):
+                raise UserError(f"{db} is half-created ({problem}) but holds {rows} runs and models: not moved. "
+                                f"Back it up, then run `mlflow db upgrade {uri}` (drop any _alembic_tmp_* table "
+                                "whose original table still exists first)")
+            aside = db.with_name(f"{db.name}.half-created-{datetime.now():%Y%m%d-%H%M%S}")
+            os.replace(db, aside)
+            for suffix in ("-journal", "-wal", "-shm"):  # SQLite's side files belong to the old store
+                if db.with_name(db.name + suffix).exists():
+                    os.replace(db.with_name(db.name + suffix), aside.with_name(aside.name + suffix))
+        _create_store(uri)
+    return f"created a new store at {db}" + (f" (the half-created one is now {aside})" if problem != "new" else "")
 
 
 MODEL_NAME = "headline-topic"  # one registered model: every kind's versions, told apart by the model_kind tag
@@ -61,7 +215,7 @@ def training_run(experiment: str, kind: str) -> Iterator[str]:
     import socket
     from datetime import datetime
 
-    mlflow.set_tracking_uri(tracking_uri())
+    use_store()
     experiment_id = _experiment_id(experiment)
     fail_dead_runs(experiment_id)
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"{kind}-{datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}",
@@ -114,8 +268,13 @@ def _input_cells(model_input) -> list:
 
     if isinstance(model_input, pd.DataFrame):
         if "title" in model_input.columns:
-            return model_input["title"].tolist()
-        return model_input.iloc[:, 0].tolist() if model_input.shape[1] else []
+            cells = model_input["title"].tolist()
+        else:
+            cells = model_input.iloc[:, 0].tolist() if model_input.shape[1] else []
+        # MLflow's signature check turns a dict of lists ({"title": [a, b]}) into ONE row holding the list
+        if len(cells) == 1 and isinstance(cells[0], (list, tuple, np.ndarray)):
+            return list(cells[0])
+        return cells
     if isinstance(model_input, dict):
         return _input_cells(model_input["title"] if "title" in model_input else next(iter(model_input.values()), []))
     if isinstance(model_input, str):
@@ -125,13 +284,41 @@ def _input_cells(model_input) -> list:
     return list(model_input)
 
 
+# A cell MLflow's request parsing would mangle (a number becomes its digits) or refuse with the whole request
+# (a lone surrogate: pandas' Arrow strings cannot hold one) is sent by pipeline.serve as this marker and its
+# problem; the pyfunc answers it as that row's error. NUL never starts a headline.
+PROBLEM_MARK = "\x00row-problem: "
+
+
+def problem_cell(problem: str) -> str:
+    return PROBLEM_MARK + problem
+
+
+def wire_cell(cell):
+    """A title cell as pipeline.serve hands it to MLflow: a valid string or null as it is, else its problem."""
+    from pipeline.text import title_problem
+
+    if cell is None or (isinstance(cell, float) and cell != cell):
+        return None
+    if not isinstance(cell, str):
+        return problem_cell(_cell_problem(cell))
+    try:
+        cell.encode("utf-8")
+    except UnicodeEncodeError:
+        return problem_cell(title_problem(cell) or "title is not valid UTF-8 text")
+    return cell
+
+
 def _cell_problem(cell) -> str | None:
     """Why a cell is not a title string at all (None, NaN, a number), or None for a string."""
     if isinstance(cell, str):
-        return None
+        return cell.removeprefix(PROBLEM_MARK) if cell.startswith(PROBLEM_MARK) else None
     if cell is None or (isinstance(cell, float) and cell != cell) or cell is pd.NA:
         return "missing title"
     return f"title is not text (got {type(cell).__name__})"
+
+
+ANSWER_SLICE = 2048  # titles handed to the model at once
 
 
 def answer_frame(model, model_input, abstain: bool = True) -> pd.DataFrame:
@@ -141,7 +328,11 @@ def answer_frame(model, model_input, abstain: bool = True) -> pd.DataFrame:
 
     cells = _input_cells(model_input)
     problems = [_cell_problem(c) for c in cells]
-    answers = iter(predict_titles(model, [c for c, p in zip(cells, problems, strict=True) if p is None], abstain))
+    titles = [c for c, p in zip(cells, problems, strict=True) if p is None]
+    # in slices, as predict --input reads its batches: a model's working memory grows with the rows it is given
+    # at once (TF-IDF: ~200 MB for 10,000 rows), and the server answers requests of up to 10,000
+    answers = (answer for start in range(0, len(titles), ANSWER_SLICE)
+               for answer in predict_titles(model, titles[start:start + ANSWER_SLICE], abstain))
     rows = []
     for problem in problems:
         answer = next(answers) if problem is None else {"title": None, "error": problem}
@@ -328,7 +519,7 @@ def _tag_version(version, result, model_dir: Path) -> None:
 
 def registered_versions() -> list[dict]:
     """Every registered version (all kinds), with its tags and whether it is the champion."""
-    mlflow.set_tracking_uri(tracking_uri())
+    use_store()
     client = mlflow.MlflowClient()
     try:
         champion = client.get_registered_model(MODEL_NAME).aliases.get(CHAMPION)
@@ -340,13 +531,13 @@ def registered_versions() -> list[dict]:
 
 def set_champion(version: str) -> None:
     """Point the `champion` alias at one version (an alias names one version: unique by construction)."""
-    mlflow.set_tracking_uri(tracking_uri())
+    use_store()
     mlflow.MlflowClient().set_registered_model_alias(MODEL_NAME, CHAMPION, version)
 
 
 def download_model_dir(run_id: str, dest: Path) -> Path:
     """The exported model directory logged with a run (the pyfunc's `model_dir` artifact)."""
-    mlflow.set_tracking_uri(tracking_uri())
+    use_store()
     local = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="model/artifacts",
                                                      dst_path=str(dest)))
     found = [p.parent for p in local.rglob("model.json")]
@@ -357,7 +548,7 @@ def download_model_dir(run_id: str, dest: Path) -> Path:
 
 def latest_runs(experiment: str) -> list[dict]:
     """The newest finished run of each model kind: name, tags and metrics."""
-    mlflow.set_tracking_uri(tracking_uri())
+    use_store()
     if mlflow.get_experiment_by_name(experiment) is None:
         return []
     latest: dict[str, dict] = {}
@@ -367,3 +558,19 @@ def latest_runs(experiment: str) -> list[dict]:
         latest.setdefault(kind, {"kind": kind, "run_id": run.info.run_id, "run_name": run.info.run_name,
                                  "tags": dict(run.data.tags), "metrics": dict(run.data.metrics)})
     return list(latest.values())
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m pipeline.tracking", description="the project's MLflow store")
+    parser.add_argument("command", choices=["repair-store"],
+                        help="move a half-created store (no runs, no models in it) aside and create a new one")
+    parser.parse_args()
+    print(repair_store())
+
+
+if __name__ == "__main__":
+    from pipeline.cli import run
+
+    run(main)

@@ -255,3 +255,67 @@ def test_a_reader_that_stops_early_ends_predict_quietly(model_dir, tmp_path):
     assert len(proc.stdout.splitlines()) == 1 and json.loads(proc.stdout)["label"]
     assert "Traceback" not in proc.stderr and "Error" not in proc.stderr, proc.stderr
     assert proc.returncode == 141  # the shell's code for a writer ended by a closed pipe, as for `yes | head -1`
+
+
+# --- one line, exit 2, wherever the command's own input or output fails (#21) ---------------------------------
+
+def shell(command: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """A command line run by bash, for redirections Python's subprocess cannot express (`0<&-`, `> /dev/full`)."""
+    return subprocess.run(["bash", "-c", command], cwd=REPO_ROOT, capture_output=True, timeout=120,
+                          env={**os.environ, **(env or {})})
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+@pytest.mark.parametrize("args", [["--json", "코스피 2800선 회복"], ["--input", "{source}"]])
+def test_predict_to_a_full_disk_is_one_line(model_dir, tmp_path, args):
+    source = tmp_path / "in.txt"
+    source.write_text("\n".join(headlines(20_000)) + "\n", encoding="utf-8")  # more than one write buffer
+    line = " ".join(a.format(source=source) if a.startswith("{") else f"'{a}'" for a in args)
+    proc = shell(f"{sys.executable} -m pipeline.predict --model {model_dir} {line} > /dev/full")
+    one_line_error(proc, "cannot write the output: No space left on device")
+
+
+def test_predict_from_a_closed_stdin_is_one_line(model_dir):
+    proc = shell(f"{sys.executable} -m pipeline.predict --model {model_dir} --input - 0<&-")
+    one_line_error(proc, "standard input is closed: pipe the headlines in")
+
+
+def test_review_with_a_closed_stdin_is_one_line(tmp_path):
+    from pipeline.audit import ISSUE_COLUMNS
+
+    write_csv(tmp_path / "issues.csv", ISSUE_COLUMNS, [{"rank": 1, "key": "k0", "title": "경찰, 의원 체포",
+                                                       "label": "politics", "rule": "section:Politics",
+                                                       "suggested": "crime", "suggested_p": 0.9, "label_p": 0.1}])
+    config = tmp_path / "data.yaml"
+    config.write_text(f"label_issues_csv: {tmp_path / 'issues.csv'}\nmanual_labels_csv: {tmp_path / 'manual.csv'}\n"
+                      f"labeled_csv: {tmp_path / 'none.csv'}\n", encoding="utf-8")
+    proc = shell(f"{sys.executable} -m pipeline.review --data {config} 0<&-")
+    one_line_error(proc, "standard input is closed: review reads its answers from it")
+    assert not (tmp_path / "manual.csv").exists()
+
+
+@pytest.mark.parametrize("damage, reason", [(lambda data: b"", "an empty file"),
+                                            (lambda data: data[: len(data) // 2], "Parquet magic bytes not found")])
+def test_score_on_an_empty_or_truncated_parquet_is_one_line_before_spark(tmp_path, damage, reason):
+    import pandas as pd
+
+    pd.DataFrame({"title": headlines(200)}).to_parquet(tmp_path / "good.parquet")
+    bad = tmp_path / "in.parquet"
+    bad.write_bytes(damage((tmp_path / "good.parquet").read_bytes()))
+    proc = cli("pipeline.score", bad, tmp_path / "out", env={"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/m.db"})
+    err = one_line_error(proc, f"{bad}: not a readable Parquet file (")
+    assert reason in err and not (tmp_path / "out").exists()
+
+
+def test_a_listing_with_a_one_megabyte_title_names_the_field_as_long_and_its_line(tmp_path):
+    listing = HEADER + listing_row(1) + f"{'가' * 1_000_000},Society,2026-06-05,news.example\n" + listing_row(2)
+    path = tmp_path / "naver.csv"
+    path.write_text(listing, encoding="utf-8")
+    with pytest.raises(UserError, match=rf"^{path}:3: a field longer than 131,072 characters \(a headline has at "
+                                        "most 500\\)") as err:
+        read_listing_csv(path)
+    assert "quoting" not in str(err.value)
+    data = data_folder(tmp_path / "data", listing=listing)
+    proc = ingest_cli(data, tmp_path)
+    one_line_error(proc, f"{data / 'listings' / 'naver.csv'}:3: a field longer than 131,072 characters")
+    assert not (tmp_path / "out" / "headlines.csv").exists()

@@ -192,7 +192,7 @@ def test_an_altered_or_missing_weights_file_is_refused_before_it_is_read(saved, 
     with pytest.raises(UserError, match="missing"):
         load_model(model_dir)
     rewrite_meta(model_dir, files={"../../etc/passwd": "0" * 64})
-    with pytest.raises(UserError, match="missing"):
+    with pytest.raises(UserError, match="outside the model directory"):
         load_model(model_dir)
     meta = json.loads((model_dir / "model.json").read_text(encoding="utf-8"))
     del meta["files"]  # as saved before #13
@@ -217,3 +217,97 @@ def test_hand_edited_model_json_is_a_one_line_error(saved, tmp_path, change, mes
     with pytest.raises(UserError, match=message) as err:
         load_model(model_dir)
     assert "\n" not in str(err.value)
+
+
+# --- a model directory is closed (#21): nothing it reads, or hashes, lies outside it -------------------------
+
+def hashed_paths(monkeypatch) -> list[Path]:
+    """Every path the model loader hashes from now on (a file outside the directory must never be one)."""
+    import pipeline.models.base as base
+
+    seen: list[Path] = []
+    real = base.sha256_file
+    monkeypatch.setattr(base, "sha256_file", lambda path: seen.append(Path(path)) or real(path))
+    return seen
+
+
+def assert_refused_unread(model_dir: Path, seen: list[Path], outside: Path, message: str = "outside") -> None:
+    with pytest.raises(UserError, match=message) as err:
+        load_model(model_dir)
+    assert "\n" not in str(err.value)
+    assert not [p for p in seen if os.path.realpath(p).startswith(str(outside))], seen
+
+
+def test_a_listed_file_that_is_a_symlink_out_of_the_directory_is_never_hashed(saved, tmp_path, monkeypatch):
+    import hashlib
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    secret = outside / "passwd"
+    secret.write_text("root:x:0:0:root:/root:/bin/bash\n", encoding="utf-8")
+    model_dir = copy_of(saved, tmp_path)
+    (model_dir / "notes.txt").symlink_to(secret)
+    meta = json.loads((model_dir / "model.json").read_text(encoding="utf-8"))
+    rewrite_meta(model_dir, files={**meta["files"], "notes.txt": hashlib.sha256(secret.read_bytes()).hexdigest()})
+    assert_refused_unread(model_dir, hashed_paths(monkeypatch), outside, "notes.txt is a symlink that leads outside")
+
+
+def test_weights_that_are_a_symlink_to_a_copy_elsewhere_are_refused(saved, tmp_path, monkeypatch):
+    import shutil
+
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    model_dir = copy_of(saved, tmp_path)
+    shutil.move(model_dir / "tfidf.npz", outside / "tfidf.npz")  # the same bytes: the hash alone would pass
+    (model_dir / "tfidf.npz").symlink_to(outside / "tfidf.npz")
+    assert_refused_unread(model_dir, hashed_paths(monkeypatch), outside, "tfidf.npz is a symlink that leads outside")
+
+
+def test_a_listed_path_with_dotdot_is_refused_before_it_is_hashed(saved, tmp_path, monkeypatch):
+    import shutil
+
+    model_dir = copy_of(saved, tmp_path)
+    shutil.copy(model_dir / "tfidf.npz", tmp_path / "tfidf.npz")  # one level up: ../tfidf.npz hashes the same
+    meta = json.loads((model_dir / "model.json").read_text(encoding="utf-8"))
+    rewrite_meta(model_dir, files={"../tfidf.npz": meta["files"]["tfidf.npz"], **meta["files"]})
+    seen = hashed_paths(monkeypatch)
+    with pytest.raises(UserError, match=r"\.\./tfidf\.npz \(listed in model\.json\) is outside the model directory"):
+        load_model(model_dir)
+    assert seen == []
+
+
+def test_an_ensemble_whose_members_folder_is_a_symlink_out_is_refused(saved, tmp_path, monkeypatch):
+    import shutil
+
+    from pipeline.config import EnsembleConfig
+    from pipeline.models.ensemble import EnsembleModel
+
+    member = load_model(saved)
+    ensemble = EnsembleModel(EnsembleConfig(), member.labels, members=[member, load_model(saved)])
+    ensemble.weights = ensemble.info["weights"] = [0.5, 0.5]
+    model_dir = tmp_path / "ensemble"
+    ensemble.save(model_dir)
+    assert load_model(model_dir).predict_proba(["경찰, 살인 피의자 구속영장 신청"]).shape == (1, 5)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    shutil.move(model_dir / "members", outside / "members")  # same files, same hashes, one directory out
+    (model_dir / "members").symlink_to(outside / "members", target_is_directory=True)
+    assert_refused_unread(model_dir, hashed_paths(monkeypatch), outside, "members is a symlink that leads outside")
+
+
+def test_links_that_stay_inside_and_a_directory_reached_through_links_still_load(saved, tmp_path):
+    model_dir = copy_of(saved, tmp_path)
+    (model_dir / "same.npz").symlink_to("tfidf.npz")  # inside: harmless, and not read
+    (tmp_path / "current").symlink_to(model_dir, target_is_directory=True)  # as models/current is
+    assert load_model(tmp_path / "current").predict_proba(["코스피 2800선 회복"]).shape == (1, 5)
+
+
+def test_weights_model_json_does_not_list_are_not_read(saved, tmp_path):
+    import hashlib
+
+    model_dir = copy_of(saved, tmp_path)
+    (model_dir / "notes.txt").write_text("x", encoding="utf-8")
+    # tfidf.npz is there but unlisted, so unchecked: it would be read blind
+    rewrite_meta(model_dir, files={"notes.txt": hashlib.sha256(b"x").hexdigest()})
+    with pytest.raises(UserError, match="does not list tfidf.npz"):
+        load_model(model_dir)

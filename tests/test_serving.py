@@ -3,8 +3,8 @@
     .venv/bin/python -m pytest -q tests/test_serving.py
 
 A fixture model (the `two_kind_store` TF-IDF and tiny KoBERT runs) is crowned in a temporary store, then
-`mlflow models serve -m models:/headline-topic@champion --env-manager local` is started by the test on
-127.0.0.1 and stopped (its whole process group) whatever happens. Every door must give the same answer for the
+`python -m pipeline.serve` (what `make serve` runs: MLflow's scoring app behind pipeline.serve's request guard)
+is started by the test on 127.0.0.1 and stopped (its whole process group) whatever happens. Every door must give the same answer for the
 same headline: the in-process pyfunc, the server and the predict CLI all go through predict_titles.
 """
 
@@ -17,7 +17,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import TOPICS
+from pipeline import REPO_ROOT, TOPICS
 from pipeline.predict import predict_titles
 
 GOOD = ["[속보] 경찰, 강도 살인 피의자 구속영장 신청", "코스피 2700선 회복…외국인 순매수",
@@ -75,16 +74,15 @@ def server(champion, tmp_path_factory):
     env = {**os.environ, "MLFLOW_TRACKING_URI": champion["uri"],
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}  # uvicorn by name
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m",
-                                 "models:/headline-topic@champion", "--env-manager", "local", "--host", "127.0.0.1",
-                                 "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen([sys.executable, "-m", "pipeline.serve", "--model", "models:/headline-topic@champion",
+                                 "--host", "127.0.0.1", "--port", str(port)], env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO_ROOT)
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 120
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"mlflow models serve exited ({proc.returncode}): {log.read_text()[-2000:]}")
+                pytest.fail(f"the server exited ({proc.returncode}): {log.read_text()[-2000:]}")
             try:
                 with urllib.request.urlopen(f"{url}/ping", timeout=2) as response:
                     if response.status == 200:
@@ -92,7 +90,7 @@ def server(champion, tmp_path_factory):
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"mlflow models serve did not answer /ping in 120 s: {log.read_text()[-2000:]}")
+                pytest.fail(f"the server did not answer /ping in 120 s: {log.read_text()[-2000:]}")
             time.sleep(0.5)
         yield url
     finally:
@@ -100,13 +98,26 @@ def server(champion, tmp_path_factory):
 
 
 def post(url: str, payload: dict) -> tuple[int, dict]:
-    request = urllib.request.Request(f"{url}/invocations", data=json.dumps(payload).encode(),
-                                     headers={"Content-Type": "application/json"})
+    return post_bytes(url, json.dumps(payload).encode(), "application/json")
+
+
+def post_bytes(url: str, body: bytes, content_type: str | None) -> tuple[int, dict]:
+    """POST a raw body (http.client: urllib would add a Content-Type of its own where we send none)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    address = urlsplit(url)
+    conn = http.client.HTTPConnection(address.hostname, address.port, timeout=120)
     try:
-        with urllib.request.urlopen(request, timeout=120) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read() or b"{}")
+        conn.request("POST", "/invocations", body, {"Content-Type": content_type} if content_type else {})
+        response = conn.getresponse()
+        data = response.read()
+    finally:
+        conn.close()
+    try:
+        return response.status, json.loads(data or b"{}")
+    except ValueError:
+        return response.status, {"message": data.decode("utf-8", "replace")}
 
 
 def expected(model, titles: list[str]) -> list[dict]:
@@ -235,3 +246,73 @@ def test_a_thousand_rows_in_one_request_come_back_in_order(server, champion):
     assert predictions[500]["error"] == "empty title"
     assert sum(p["error"] is None for p in predictions) == 999
     assert_same(predictions, expected(champion["model"], titles))
+
+
+# --- #21: bounded, no 500s, one row per input row at the HTTP door ---------------------------------------------
+
+def test_a_request_over_the_row_or_byte_limit_is_refused_and_the_largest_allowed_answered(server):
+    from pipeline.serve import MAX_BYTES, MAX_ROWS
+
+    titles = [f"{GOOD[i % len(GOOD)]} {i}" for i in range(MAX_ROWS + 1)]
+    status, body = post(server, {"inputs": titles})
+    assert status == 413 and body["message"] == f"{MAX_ROWS + 1:,} rows in one request; at most {MAX_ROWS:,}: " \
+                                                "send them in several", body
+    status, body = post_bytes(server, b'{"inputs": ["' + b"x" * MAX_BYTES + b'"]}', "application/json")
+    assert status == 413 and f"request body over {MAX_BYTES:,} bytes" in body["message"], body
+    status, body = post(server, {"inputs": titles[:MAX_ROWS]})
+    assert status == 200 and [p["title"] for p in body["predictions"]] == titles[:MAX_ROWS]
+
+
+def test_no_content_type_and_json_nested_1000_deep_are_4xx_not_500(server):
+    status, body = post_bytes(server, json.dumps({"inputs": GOOD}).encode(), None)
+    assert status == 415 and "no Content-Type" in body["message"], body
+    deep = b'{"inputs": ' + b"[" * 1000 + b"]" * 1000 + b"}"
+    status, body = post_bytes(server, deep, "application/json")
+    assert status == 400 and "nested too deeply" in body["message"], body
+    status, body = post_bytes(server, b'{"inputs": ' + b"[" * 200 + b'"x"' + b"]" * 200 + b"}", "application/json")
+    assert status == 200 and body["predictions"][0]["error"] == "title is not text (got list)", body
+    assert post(server, {"inputs": GOOD[:1]})[0] == 200  # and the server is still there
+
+
+def test_a_lone_surrogate_or_a_null_is_an_error_row_among_good_rows(server, champion):
+    # raw JSON: json.dumps would escape the surrogate the same way, "\ud800"
+    for body in (b'{"inputs": ["%s", "\\ud800", null, 7, "%s"]}',
+                 b'{"dataframe_records": [{"title": "%s"}, {"title": "\\ud800"}, {"title": null}, {"title": 7}, '
+                 b'{"title": "%s"}]}',
+                 b'{"dataframe_split": {"columns": ["title"], "data": [["%s"], ["\\ud800"], [null], [7], ["%s"]]}}',
+                 b'{"inputs": {"title": ["%s", "\\ud800", null, 7, "%s"]}}'):
+        status, answer = post_bytes(server, body % (GOOD[0].encode(), GOOD[1].encode()), "application/json")
+        assert status == 200, answer
+        rows = answer["predictions"]
+        assert [r["error"] for r in rows] == [None, "title is not valid UTF-8 text", "missing title",
+                                              "title is not text (got int)", None], body
+        assert [r["title"] for r in rows] == [GOOD[0], None, None, None, GOOD[1]]  # never the title "None"
+        assert_same([rows[0], rows[4]], expected(champion["model"], [GOOD[0], GOOD[1]]))
+
+
+def test_a_csv_title_with_an_unquoted_comma_is_refused_naming_its_line_never_cut(server, champion):
+    # the comma in the first row: pandas took the title's first half for an index and answered the second half
+    status, body = post_bytes(server, f"title\n{GOOD[0]}\n{GOOD[1]}\n".encode(), "text/csv")
+    assert status == 400 and body["message"].startswith("CSV body:2: 2 fields where the header has 1"), body
+    quoted = f'title\n{GOOD[1]}\n"{GOOD[0]}"\n'.encode()
+    status, body = post_bytes(server, quoted, "text/csv")
+    assert status == 200, body
+    assert_same(body["predictions"], expected(champion["model"], [GOOD[1], GOOD[0]]))
+
+
+def test_the_pyfunc_in_process_answers_a_dict_of_columns_row_for_row(champion):
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    loaded = mlflow.pyfunc.load_model("models:/headline-topic@champion")
+    # MLflow makes a dict of string lists ONE row holding the list: it was one error row for two titles
+    assert_same(loaded.predict({"title": GOOD[:2]}).to_dict(orient="records"), expected(champion["model"], GOOD[:2]))
+    titles = [GOOD[0], GOOD[1], None]
+    for given in ({"title": titles}, pd.DataFrame({"title": titles}), pd.Series(titles, name="title")):
+        rows = loaded.predict(given).to_dict(orient="records")
+        assert len(rows) == 3 and [r["error"] for r in rows] == [None, None, "missing title"], given
+        assert_same(rows[:2], expected(champion["model"], GOOD[:2]))
+    # what README says MLflow's signature check refuses before the model runs (wrap them as a title column)
+    for given in (GOOD, pd.Series(GOOD), np.array(GOOD), pd.DataFrame({"headline": GOOD})):
+        with pytest.raises(MlflowException, match=r"missing inputs \['title'\]"):
+            loaded.predict(given)

@@ -9,6 +9,7 @@ disagree on the text, and every kind reads the same source-invariant text.
 from __future__ import annotations
 
 import json
+import os
 import platform
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -51,6 +52,8 @@ class TopicModel(ABC):
     fit_on: ClassVar[str] = "train"
     # Whether forked processes may share a loaded model (predict --input); see `in_worker`.
     fork_safe: ClassVar[bool] = False
+    # Files `_load_weights` opens (inside the directory): each must be listed, and so checked, in model.json.
+    files_read: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: Any, labels: Sequence[str] = ()):
         self.config = config
@@ -119,6 +122,7 @@ class TopicModel(ABC):
             raise UserError(f"{model_dir} was trained on headlines read as {raw.get('text') or 'clean_text'}, "
                             f"this version reads {TEXT_VERSION}: retrain it (make train)")
         verify_files(model_dir, meta.files)  # before any weights file is opened
+        check_listed(model_dir, meta.files, cls.files_read)
         model = cls(validate(cls.config_class(), meta.config, where), meta.labels)
         model.metrics, model.info = raw.get("metrics", {}), raw.get("info", {})
         model.calibration = meta.calibration.model_dump() if meta.calibration else None
@@ -142,20 +146,59 @@ def file_hashes(model_dir: Path) -> dict[str, str]:
             if p.is_file() and p != model_dir / META_FILE}
 
 
+def closed_dir(model_dir: Path) -> Path:
+    """The model directory's real path, once nothing in it leads outside: a symlink anywhere under it (a
+    listed file, model.json, a subdirectory such as an ensemble's members) must resolve inside it, or the
+    model would read, and hash, someone else's file. Links that stay inside are allowed; the directory itself
+    may be reached through links (models/current, models/<kind> point into models/.versions)."""
+    root = Path(os.path.realpath(model_dir))
+    for folder, dirs, files in os.walk(root):  # does not follow links: each one is checked, not entered
+        for name in dirs + files:
+            path = Path(folder) / name
+            if path.is_symlink() and not _inside(root, path):
+                raise UserError(f"{model_dir}: {path.relative_to(root).as_posix()} is a symlink that leads outside "
+                                f"the model directory (to {os.path.realpath(path)}); a model reads only its own "
+                                "files: copy the file in, or retrain")
+    return root
+
+
+def _inside(root: Path, path: Path) -> bool:
+    """Whether `path`, every link followed, ends inside `root` (realpath never raises, even on a loop)."""
+    return Path(os.path.realpath(path)).is_relative_to(root)
+
+
 def verify_files(model_dir: Path, files: dict[str, str]) -> None:
-    """The weights are the ones model.json lists, byte for byte: a corrupt or swapped file is refused before
-    it is read (the formats themselves run no code: numpy arrays without pickle, ONNX, JSON)."""
+    """The weights are the ones model.json lists, byte for byte, and all inside the directory: a path with `..`
+    or one leading out through a link is refused before it is hashed, a corrupt or swapped file before it is
+    read (the formats themselves run no code: numpy arrays without pickle, ONNX, JSON)."""
+    root = closed_dir(model_dir)
     for name, expected in files.items():
-        path = model_dir / name
-        if ".." in Path(name).parts or Path(name).is_absolute() or not path.is_file():
+        path = root / name
+        if ".." in Path(name).parts or Path(name).is_absolute() or not _inside(root, path):
+            raise UserError(f"{model_dir}: {name} (listed in {META_FILE}) is outside the model directory; "
+                            "a model reads only its own files")
+        if not path.is_file():
             raise UserError(f"{model_dir}: {name} is missing (listed in {META_FILE})")
         if sha256_file(path) != expected:
             raise UserError(f"{model_dir}: {name} does not match the sha256 in {META_FILE} (corrupt or altered); "
                             "retrain it or fetch it again")
 
 
+def check_listed(model_dir: Path, files: dict[str, str], needed: Sequence[str]) -> None:
+    """Every file a kind's loader opens is one model.json lists (so verify_files checked it): an unlisted one
+    would be read unchecked."""
+    missing = [name for name in needed if name not in files]
+    if missing:
+        raise UserError(f"{model_dir}: {META_FILE} does not list {', '.join(missing)}, which this model loads "
+                        "(saved by an older version?): retrain it")
+
+
 def read_meta(model_dir: Path) -> dict:
-    """The self-description of a saved model directory; a clear error when it is not one."""
+    """The self-description of a saved model directory; a clear error when it is not one. The directory is
+    checked to be closed (closed_dir) before model.json, the first file read, is opened."""
+    if not Path(model_dir).is_dir():
+        raise UserError(f"{model_dir} is not a saved model (no {META_FILE}); train one with `make train`")
+    closed_dir(Path(model_dir))
     meta_path = Path(model_dir) / META_FILE
     if not meta_path.is_file():
         raise UserError(f"{model_dir} is not a saved model (no {META_FILE}); train one with `make train`")

@@ -66,6 +66,7 @@ class OnnxKobert(TopicModel):
     # Several single-threaded ONNX Runtime processes beat one process using every core (less
     # synchronisation, and one worker's Python work overlaps another's graph)
     fork_safe = True
+    files_read = (GRAPH_FILE, "hf/tokenizer.json")
 
     @classmethod
     def config_class(cls) -> type:

@@ -245,6 +245,7 @@ def _split(array: np.ndarray) -> list[str]:
 class TfidfModel(TopicModel):
     kind = "tfidf"
     fork_safe = True
+    files_read = (WEIGHTS_FILE,)
 
     @classmethod
     def config_class(cls) -> type:
