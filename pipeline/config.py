@@ -178,7 +178,10 @@ class KobertConfig(Config):
     # distillation: the labeled rows, plus the headlines the label model left out with soft labels from a
     # teacher of another kind fit on the same training rows (configs/<teacher>.yaml); "none" turns it off
     teacher: str = "tfidf"
-    teacher_rows: int = Field(20_000, ge=0)  # at most this many unlabeled headlines get soft labels (seeded sample)
+    teacher_rows: int = Field(10_000, ge=0)  # at most this many unlabeled headlines get soft labels (seeded sample)
+    # at most this many labeled rows fine-tune (a seeded sample; class weights rebalance it): with every source
+    # there are about 75k, and two epochs over all of them would take `make train` past its 30 minutes
+    finetune_rows: int | None = Field(40_000, ge=1)
     max_length: int = Field(48, ge=4)  # pieces per headline incl. [CLS]/[SEP]; headlines are short
     batch_size: int = Field(64, ge=1)  # per device
     epochs: int = Field(2, ge=1)

@@ -246,6 +246,11 @@ class KobertModel(TopicModel):
             sample_weight: Sequence[float] | None = None, inputs: FitInputs = NO_INPUTS) -> KobertModel:
         c = self.config
         self.labels = tuple(sorted(set(labels)))
+        if c.finetune_rows is not None and len(titles) > c.finetune_rows:  # bounded time (KobertConfig)
+            keep = np.sort(np.random.default_rng(seed).permutation(len(titles))[:c.finetune_rows])
+            titles, labels = [titles[i] for i in keep], [labels[i] for i in keep]
+            sample_weight = None if sample_weight is None else [sample_weight[i] for i in keep]
+        self.info["finetune_rows"] = len(titles)
         self.tokenizer, network = self._load_checkpoint(len(self.labels), seed, inputs)
         texts = self.texts(titles)
         unk = self._unk_share(texts[:1000])
