@@ -152,7 +152,9 @@ def distill(teacher: TopicModel, rows: list[dict], unlabeled: list[str], cfg: Tr
     the newest listings); a teacher that reads characters and morphemes lets the student learn that part
     of the distribution too. Soft targets come in sorted label order, the students' own."""
     start = time.perf_counter()
-    if not teacher.metrics:  # a teacher trained on these very rows (models/<kind>) is used as it is
+    # a saved model carries the metrics of its training, a new one none: one trained on these very rows
+    # (models/<kind>, picked by trained_on_this) is used as it is
+    if not getattr(teacher, "metrics", None):
         teacher.fit([r["title"] for r in rows], [r["label"] for r in rows], seed=cfg.seed,
                     sample_weight=weights(rows, cfg))
     soft = teacher.predict_raw(unlabeled)[:, [teacher.labels.index(label) for label in sorted(teacher.labels)]]

@@ -135,7 +135,7 @@ def tiny_run(data_dir, tmp_path_factory):
     # int8 on: the quantised graph is exported and weighed too (the registry fixture covers the fp32 default)
     # finetune_rows below the fixture's training rows: fine-tuning takes a sample (bounded time on real data)
     cfg = load_config(KobertConfig, overrides={**TINY, "pretrained_dir": str(tmp / "pretrained"), "int8": True,
-                                               "finetune_rows": 300})
+                                               "finetune_rows": 150})
     model = Recording(cfg)
     train_cfg = load_config(TrainConfig, overrides={"audit_folds": 0, "models_dir": str(tmp / "models")})
     teacher = TfidfModel(load_config(TfidfConfig, CONFIG_DIR / "tfidf.yaml"))
@@ -155,7 +155,7 @@ def test_tiny_model_learns_and_reports_shared_metric_names(tiny_run):
     metrics = tiny_run["result"].metrics
     assert {"val_macro_f1", "gold_report_macro_f1", "tune_f1_crime", "val_ece"} <= set(metrics)
     assert metrics["val_macro_f1"] > 0.5  # four-class chance is ~0.25
-    assert tiny_run["model"].info["finetune_rows"] == 300 < metrics["train_rows"]
+    assert tiny_run["model"].info["finetune_rows"] == 150 < metrics["train_rows"]
 
 
 def test_run_draws_per_epoch_curves_for_pretraining_and_fine_tuning(tiny_run):

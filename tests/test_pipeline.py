@@ -87,7 +87,7 @@ def test_audit_ranks_suspects_and_counts_them(run_env):
     result = run_env["result"]
     issues = result.label_issues
     assert result.metrics["audit_issues_total"] == len(issues)
-    assert sum(result.metrics[f"audit_issues_{t}"] for t in TOPICS) == len(issues)
+    assert sum(result.metrics[f"audit_issues_{t}"] for t in LABELS) == len(issues)  # `other` is learned too
     assert [i["rank"] for i in issues] == list(range(1, len(issues) + 1))
     assert all(i["label_p"] <= i["suggested_p"] for i in issues)
 
