@@ -1,4 +1,4 @@
-"""MLflow tracking: the only module that imports mlflow (README: Models and tracking).
+"""MLflow tracking: the only module that imports mlflow (docs/models.md: What a run logs).
 
 Store: $MLFLOW_TRACKING_URI, else SQLite `mlflow.db` at the repo root with artifacts in `mlartifacts/`
 beside it; `make ui` opens the UI on it. A run spans the training; every kind logs the same metric
