@@ -198,8 +198,9 @@ def build_card(runs: list[dict], champion: dict | None, bench: dict | None) -> s
         row = names(runs, champion)
         parts += [
             "## Champion\n\n" + champion_section(runs, champion),
-            "## Runs\n\nThe latest finished run of each kind (and the champion's run, if older). Train seconds: the "
-            "fit, pretraining and distillation included; phases: what a kind times itself.\n\n"
+            "## Runs\n\nThe latest finished run of each kind (and the champion's run, if older). Training rows: "
+            "what the kind was fitted on (the ensemble: the tune part its weights were fitted on). Train seconds: "
+            "the fit, pretraining and distillation included; phases: what a kind times itself.\n\n"
             + runs_section(runs, row),
             "## All gold (report only)\n\nEvery gold file together (`gold_report_*`): scored once, after every "
             "choice was made; nothing was chosen on it. The answer is forced to one of the four topics; 95% "
