@@ -9,7 +9,7 @@ MODEL ?= models:/headline-topic@champion
 MASTER ?= local[*]
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lock ingest label review train train-tfidf train-kobert train-ensemble propose promote compare test lint ui bench serve score bench-serve repair-store
+.PHONY: help venv lock ingest label review train train-tfidf train-kobert train-ensemble propose promote compare card test lint ui bench serve score bench-serve repair-store
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -34,12 +34,14 @@ train-tfidf: label ## train only the TF-IDF model, then promote
 	$(PY) -m pipeline.train --model tfidf && $(PY) -m pipeline.promote
 train-kobert: label ## train only the KoBERT model (offline: builds a local KoBERT-style model first), then promote
 	$(PY) -m pipeline.train --model kobert && $(PY) -m pipeline.promote
-train-ensemble: label ## combine the trained TF-IDF and KoBERT models (weights fitted on validation rows), then promote
+train-ensemble: label ## combine the trained TF-IDF and KoBERT models (weights fitted on the annotations' tune part), then promote
 	$(PY) -m pipeline.train --model ensemble && $(PY) -m pipeline.promote
-promote: venv ## crown the best registered model (gold report part, paired bootstrap) as champion and default
+promote: venv ## crown the best registered model (all gold, paired bootstrap, no gold source worse) as champion
 	$(PY) -m pipeline.promote
-compare: venv ## latest run of each model kind side by side
+compare: venv ## latest run of each model kind side by side, on all gold and per gold file and source
 	$(PY) -m pipeline.compare
+card: venv ## write MODEL_CARD.md from the latest MLflow runs, the champion and the bench results
+	$(PY) -m pipeline.card
 test: venv ## run the test suite (shared-data tests skip when ../shared/data is absent)
 	$(PY) -m pytest -q
 lint: venv ## ruff over the code and tests
@@ -48,7 +50,7 @@ repair-store: venv ## repair a half-created mlflow.db (an empty one is moved asi
 	MLFLOW_TRACKING_URI=$(MLFLOW_TRACKING_URI) $(PY) -m pipeline.tracking repair-store
 ui: venv ## open the MLflow UI on the project store (http://127.0.0.1:5000)
 	$(PY) -m mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port 5000
-bench: venv ## time predict per saved model: cold headline, --input on 100,000 lines, in-process, peak memory
+bench: venv ## time predict per saved model (cold headline, --input, in process, peak memory) -> bench/results/
 	$(PY) bench/predict_bench.py
 serve: venv ## serve the champion with MLflow's scoring server, bounded, on http://127.0.0.1:$(PORT) (make serve PORT=5001)
 	MLFLOW_TRACKING_URI=$(MLFLOW_TRACKING_URI) $(PY) -m pipeline.serve --model $(MODEL) --host 127.0.0.1 --port $(PORT)

@@ -36,8 +36,9 @@ def rows(runs: list[dict], champion_kind: str | None) -> list[list[str]]:
 
 def slice_rows(runs: list[dict], champion_kind: str | None) -> tuple[list[str], list[list[str]]]:
     """(columns, rows): each gold file's and source's macro-F1 [95% interval] per kind."""
-    names = sorted({k.removesuffix("_macro_f1") for r in runs for k in r["metrics"]
-                    if k.startswith(SLICES) and k.endswith("_macro_f1")})
+    # a slice is what has an interval: <slice>_kept_macro_f1 is a figure of a slice, not a slice
+    names = sorted({k.removesuffix("_macro_f1_lo") for r in runs for k in r["metrics"]
+                    if k.startswith(SLICES) and k.endswith("_macro_f1_lo")})
     columns = ["kind", *(n.removeprefix("gold_") for n in names)]
     out = []
     for r in sorted(runs, key=lambda r: -r["metrics"].get("gold_report_macro_f1", 0.0)):

@@ -12,8 +12,8 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-# We use no pydantic plugins; looking for them scans every installed package's entry points, ~40 ms of each
-# cold `predict`. Set before pydantic is imported; an explicit setting in the environment wins.
+# We use no pydantic plugins; looking for them scans every installed package's entry points, a visible share of
+# each cold `predict` (make bench). Set before pydantic is imported; an explicit setting in the environment wins.
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 from pydantic import (  # noqa: E402
@@ -136,11 +136,10 @@ class TfidfConfig(Config):
     char_ngram_max: int = Field(4, ge=1)
     # The second feature block: n-grams of the headline's words split into pieces. `subwords` is a BPE
     # vocabulary learned from the training headlines (tokenizers, Rust); `kiwi` is Kiwi's content morphemes;
-    # `off` leaves characters alone. On the gold tune part (#12): kiwi 0.970, subwords 0.959, off 0.940
-    # macro-F1. subwords - kiwi = -0.011 [-0.036, +0.008] (paired bootstrap, 3 of 185 answers differ) while
-    # Kiwi costs ~2 s of loading and caps throughput at ~4,000 headlines/s; off - kiwi = -0.030 [-0.062, -0.007].
+    # `off` leaves characters alone. Subwords tied with Kiwi within noise (paired bootstrap) and load and predict
+    # much faster; characters alone did worse: CHANGELOG.md (#12). Today's figures: MODEL_CARD.md.
     words: Literal["subwords", "kiwi", "off"] = "subwords"
-    subword_vocab: int = Field(8000, ge=100)  # BPE vocabulary size; tune macro-F1 4k 0.954, 8k 0.959, 16k 0.956
+    subword_vocab: int = Field(8000, ge=100)  # BPE vocabulary size; the sizes tried: CHANGELOG.md (#12)
     word_ngram_max: int = Field(2, ge=1)
     min_df: int = Field(2, ge=1)  # drop n-grams seen in fewer headlines (noise, names)
     max_features: int | None = Field(400_000, ge=1)  # per feature block
@@ -158,18 +157,17 @@ class TfidfConfig(Config):
 
 class KobertConfig(Config):
     # The offline build (when the checkpoint cannot be loaded) is sized so a fresh clone's `make train`
-    # (venv, TF-IDF with audit, this, the ensemble) stays under 30 minutes on a 2-core CPU with every source
-    # (about 140k headlines): KoBERT's 8,002-piece vocabulary, a 2-layer BERT pretrained for one pass over
-    # every headline but gold and tune, 2 fine-tuning epochs, at most `teacher_rows` distilled headlines.
-    # Timings: MODEL_CARD.md.
+    # (venv, TF-IDF with audit, this, the ensemble) stays within its time budget on a small CPU machine with
+    # every source (#19): KoBERT's vocabulary size, a small BERT pretrained for one pass over every headline
+    # but gold and tune, few fine-tuning epochs, at most `teacher_rows` distilled headlines.
+    # Timings: MODEL_CARD.md (phases of the kobert run).
     checkpoint: str = "skt/kobert-base-v1"  # Hub id or local directory (BERT checkpoint + spiece.model)
     offline_fallback: bool = True  # checkpoint unreachable: build a KoBERT-style model from our headlines
     pretrained_dir: RepoPath = Path("models/pretrained")  # cache of offline builds, keyed by corpus and recipe
     vocab_size: int = Field(8002, ge=16)
     hidden_size: int = Field(256, ge=8)
-    # 2 layers, not 4 (#12): ONNX prediction is compute-bound at ~1,000 headlines/s for 4 layers on 2 cores
-    # (1,290/s as int8); 2 layers run ~2,000/s, gold-tune macro-F1 0.945 (4 layers: 0.943), half the training;
-    # 1 layer cost 0.011 tune macro-F1 (0.934)
+    # two layers, not four (#12): ONNX prediction on CPU is compute-bound, and halving the layers about doubled
+    # the speed and halved the training at no measurable cost; one layer cost more: CHANGELOG.md
     layers: int = Field(2, ge=1)
     heads: int = Field(4, ge=1)
     pretrain_epochs: int = Field(1, ge=1)  # masked-language-model passes over the headlines
@@ -189,8 +187,8 @@ class KobertConfig(Config):
     patience: int = Field(2, ge=1)  # epochs without early-stopping macro-F1 gain before stopping
     early_stopping_fraction: float = Field(0.1, gt=0, lt=0.5)  # training rows held out for early stopping
     predict_batch_size: int = Field(128, ge=1)
-    # Prediction runs an ONNX graph (no torch). Dynamic int8 was 1.4x faster on 2 layers (2,663 vs 1,923/s)
-    # but cost 0.007 gold-tune macro-F1 (0.945 -> 0.938; on 4 layers 0.008), over the 0.005 allowed
+    # Prediction runs an ONNX graph (no torch). Dynamic int8 was faster but cost more macro-F1 than the
+    # tolerance allowed: CHANGELOG.md (#12)
     int8: bool = False
 
     @model_validator(mode="after")
@@ -223,8 +221,8 @@ class TrainConfig(Config):
     abstain_on: Literal["tune", "val"] = "tune"
     # Rows weighted by (source, label) so that no source dominates a topic: a source's rows of a label weigh
     # (n_label / (sources_label * n_source_label)) ** source_balance (0: off, 1: every source of a label
-    # weighs the same in all). Chosen on the annotations' tune part (0, 0.5, 1 tried; 1 best on every topic
-    # it has 20 items of; docs/evaluation.md).
+    # weighs the same in all). Chosen on the annotations' tune part (the values tried: CHANGELOG.md; which data
+    # chooses what: docs/evaluation.md; figures: MODEL_CARD.md).
     source_balance: float = Field(1.0, ge=0, le=1)
 
     @model_validator(mode="after")

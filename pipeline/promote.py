@@ -128,8 +128,8 @@ def comparison_table(candidate: dict | None, champion: dict | None) -> str:
             "size MB"]
     left, right = describe(candidate), describe(champion)
     # every gold file and source either version was scored on: a mean over sources hides the one that fails
-    slices = sorted({k.removesuffix("_macro_f1") for v in (candidate, champion) if v for k in v["tags"]
-                     if k.startswith(("gold_file_", "gold_source_")) and k.endswith("_macro_f1")})
+    slices = sorted({k.removesuffix("_macro_f1_lo") for v in (candidate, champion) if v for k in v["tags"]
+                     if k.startswith(("gold_file_", "gold_source_")) and k.endswith("_macro_f1_lo")})
     for name in slices:
         rows.append(name.removeprefix("gold_").replace("_", " ", 1))
         left.append(_slice(candidate, name))

@@ -1,4 +1,4 @@
-"""MLflow tracking: the only module that imports mlflow (README: Models and tracking).
+"""MLflow tracking: the only module that imports mlflow (docs/models.md: What a run logs).
 
 Store: $MLFLOW_TRACKING_URI, else SQLite `mlflow.db` at the repo root with artifacts in `mlartifacts/`
 beside it; `make ui` opens the UI on it. A run spans the training; every kind logs the same metric
@@ -554,10 +554,20 @@ def latest_runs(experiment: str) -> list[dict]:
     latest: dict[str, dict] = {}
     for run in mlflow.search_runs(experiment_names=[experiment], filter_string="attributes.status = 'FINISHED'",
                                   order_by=["attributes.start_time DESC"], max_results=500, output_format="list"):
-        kind = run.data.tags.get("model_kind", "?")
-        latest.setdefault(kind, {"kind": kind, "run_id": run.info.run_id, "run_name": run.info.run_name,
-                                 "tags": dict(run.data.tags), "metrics": dict(run.data.metrics)})
+        latest.setdefault(run.data.tags.get("model_kind", "?"), _run_record(run))
     return list(latest.values())
+
+
+def run_record(run_id: str) -> dict:
+    """One run (e.g. the champion's, when a later run of its kind exists), as latest_runs gives each."""
+    use_store()
+    return _run_record(mlflow.MlflowClient().get_run(run_id))
+
+
+def _run_record(run) -> dict:
+    """kind, run id and name, start time (ms since the epoch, UTC), tags and metrics of an MLflow run."""
+    return {"kind": run.data.tags.get("model_kind", "?"), "run_id": run.info.run_id, "run_name": run.info.run_name,
+            "start_time": run.info.start_time, "tags": dict(run.data.tags), "metrics": dict(run.data.metrics)}
 
 
 def main() -> None:

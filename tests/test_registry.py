@@ -44,6 +44,7 @@ def test_versions_carry_gold_metrics_as_tags(store):
 def test_promote_crowns_the_best_and_installs_its_export(store):
     message = promote(models_dir=store["models_dir"])
     assert "promoted" in message
+    assert "file dev " in message and "dev_kept" not in message  # one row per gold slice, none per figure
     champion = next(v for v in tracking.registered_versions() if v["champion"])
     assert champion["tags"]["model_kind"] == best_kind(store)
     assert sum(v["champion"] for v in tracking.registered_versions()) == 1
@@ -62,7 +63,8 @@ def test_compare_lists_latest_run_of_each_kind(store):
         assert f"{result.metrics['gold_report_macro_f1']:.4f}" in table
     # and per gold file and source, with intervals
     columns, per_slice = slice_rows(runs, best_kind(store))
-    assert {"file_dev", "file_outlets_2026-02", "source_fixture", "source_outlet-a"} <= set(columns)
+    assert set(columns) == {"kind", "file_dev", "file_outlets_2026-02", "source_fixture", "source_outlet-a",
+                            "source_outlet-b"}  # slices only: no `file_dev_kept` (a figure of a slice)
     tfidf = next(row for row in per_slice if row[0].endswith("tfidf"))
     m = store["results"]["tfidf"].metrics
     assert tfidf[columns.index("source_outlet-a")].startswith(f"{m['gold_source_outlet-a_macro_f1']:.3f} [")
