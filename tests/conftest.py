@@ -289,3 +289,12 @@ def two_kind_store(data_dir, tmp_path_factory):
         results[model.kind] = run_training(model, rows, gold, cfg, tune_rows(gold))[0]
     yield {"tmp": tmp, "models_dir": tmp / "models", "results": results}
     mp.undo()
+
+
+@pytest.fixture(scope="module")
+def store(two_kind_store):
+    """two_kind_store, with MLFLOW_TRACKING_URI pointing at it for the module's tests."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{two_kind_store['tmp']}/mlflow.db")
+    yield two_kind_store
+    mp.undo()

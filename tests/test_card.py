@@ -8,14 +8,6 @@ from pipeline import TOPICS, tracking
 from pipeline.card import build_card, write_card
 
 
-@pytest.fixture(scope="module")
-def store(two_kind_store):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{two_kind_store['tmp']}/mlflow.db")
-    yield two_kind_store
-    mp.undo()
-
-
 def section(card: str, heading: str) -> str:
     """The text under `## heading` up to the next heading."""
     start = card.index(f"## {heading}\n")

@@ -9,14 +9,6 @@ from pipeline.models.base import read_meta
 from pipeline.promote import promote, speed_key
 
 
-@pytest.fixture(scope="module")
-def store(two_kind_store):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{two_kind_store['tmp']}/mlflow.db")
-    yield two_kind_store
-    mp.undo()
-
-
 def best_kind(store):
     """The kind promote must crown: the better one if the paired bootstrap on the report part says so, else
     (a tie within noise, as the tiny fixture models usually are) the faster one, as tagged."""
