@@ -259,7 +259,10 @@ def trained_on_this(kind: str, labeled: list[dict], gold: list[dict], cfg: Train
     path = cfg.models_dir / kind
     if not path.is_dir():
         return None
-    member = load_model(path)
+    try:
+        member = load_model(path)
+    except UserError:  # unreadable, or made by an older version of the code: not this training's model
+        return None
     split_cfg = member.info.get("train_config", {})
     expected = data_fingerprint(training_rows(labeled, gold_keys(gold), cfg.learn_other))["train_data_sha256"]
     same = member.info.get("train_data_sha256") == expected and all(
