@@ -14,6 +14,7 @@ import os
 import random
 import shutil
 import time
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -89,19 +90,16 @@ def score(model: TopicModel, titles: list[str], labels: list[str], prefix: str,
 
 def weights(rows: list[dict], cfg: TrainConfig) -> list[float] | None:
     """Each row's say: the label model's confidence (if weighted so) times its (source, label) balance."""
-    confidence = [float(r.get("confidence") or 1.0) if cfg.sample_weighting == "confidence" else 1.0 for r in rows]
-    balance = source_balance(rows, cfg.source_balance)
     if cfg.sample_weighting == "none" and not cfg.source_balance:
         return None
-    return [c * b for c, b in zip(confidence, balance, strict=True)]
+    confidence = [float(r.get("confidence") or 1.0) if cfg.sample_weighting == "confidence" else 1.0 for r in rows]
+    return [c * b for c, b in zip(confidence, source_balance(rows, cfg.source_balance), strict=True)]
 
 
 def source_balance(rows: list[dict], power: float) -> list[float]:
     """Per row, (n_label / (sources_label * n_source_label)) ** power, scaled so each label keeps its total
     weight: a label's sources move towards an equal say, and class balance stays the model's business.
     Today every sports label but a few comes from YNAT; without this a model learns YNAT's style as sports."""
-    from collections import Counter
-
     pairs = Counter((r.get("source", ""), r["label"]) for r in rows)
     per_label = Counter(r["label"] for r in rows)
     sources = Counter(label for _, label in pairs)

@@ -243,3 +243,16 @@ def test_failed_training_marks_its_run_failed_and_keeps_the_model(run_env):
     newest = client.search_runs([experiment], order_by=["attributes.start_time DESC"], max_results=1)[0]
     assert newest.info.status == "FAILED" and newest.data.tags["model_kind"] == "tfidf"
     assert (run_env["model_dir"] / "model.json").read_bytes() == before
+
+
+def test_source_balance_gives_each_source_of_a_label_an_equal_say_and_keeps_the_label_total():
+    from pipeline.train import source_balance
+
+    rows = ([{"source": "ynat", "label": "sports"}] * 90 + [{"source": "dailies", "label": "sports"}] * 10
+            + [{"source": "ynat", "label": "crime"}] * 5)
+    w = source_balance(rows, 1.0)
+    assert sum(w[:90]) == pytest.approx(50) and sum(w[90:100]) == pytest.approx(50)  # equal say, total kept
+    assert w[100:] == pytest.approx([1.0] * 5)  # a label of one source is left as it is
+    half = source_balance(rows, 0.5)
+    assert sum(half[:100]) == pytest.approx(100) and 50 < sum(half[:90]) < 90  # part of the way
+    assert source_balance(rows, 0.0) == pytest.approx([1.0] * len(rows))
