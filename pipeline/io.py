@@ -1,15 +1,14 @@
-"""Atomic file and directory writes: a crash or failed run never leaves a half-written output."""
+"""Atomic file writes (a crash or failed run never leaves a half-written output), strict CSV reading, hashes,
+fault-test failpoints. The models directory (versions, links, lock) is pipeline.store's."""
 
 import contextlib
 import csv
 import hashlib
 import io
 import os
-import shutil
 import signal
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime
 from pathlib import Path
 
 from pipeline.cli import UserError
@@ -114,61 +113,6 @@ def _not_utf8(path: Path, kind: str) -> str:
     return f"{path}: not UTF-8; save the {kind} as UTF-8"
 
 
-VERSIONS = ".versions"  # <models_dir>/.versions/<name>-<time>-<random>: the directories links point at
-
-
-@contextlib.contextmanager
-def swapped_dir(final: Path) -> Iterator[Path]:
-    """Yield a new, unique directory to write into; when the block succeeds, `final` (a symlink) points at it
-    in one atomic rename, so a reader finds a complete directory at every instant. On failure it is
-    removed and `final` is untouched. The previous target stays (a reader may be loading it); older ones go."""
-    store = final.parent / VERSIONS
-    store.mkdir(parents=True, exist_ok=True)
-    staged = Path(tempfile.mkdtemp(dir=store, prefix=f"{final.name}-{datetime.now():%Y%m%d-%H%M%S}-"))
-    staged.chmod(0o755)
-    try:
-        yield staged
-        if final.is_symlink():
-            previous = final.resolve()
-        elif final.exists():  # a directory from before versioned swaps: moved aside once (the only gap)
-            previous = store / f"{final.name}-legacy-{os.getpid()}"
-            os.replace(final, previous)
-        else:
-            previous = None
-        point_link(final, os.path.relpath(staged, final.parent))
-    except BaseException:
-        shutil.rmtree(staged, ignore_errors=True)
-        raise
-    for old in store.glob(f"{final.name}-*"):
-        if old.resolve() not in (staged.resolve(), previous):
-            shutil.rmtree(old, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def models_lock(models_dir: Path) -> Iterator[None]:
-    """One training run or promotion per models directory at a time. The OS releases the lock when its
-    process ends, however it ends (kill -9 too), so a stale lock never blocks the next run."""
-    import fcntl
-
-    models_dir.mkdir(parents=True, exist_ok=True)
-    with open(models_dir / ".lock", "a+", encoding="utf-8") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "unknown"
-            raise UserError(f"another training run is in progress (pid {holder}) on {models_dir} "
-                            "(a training or `promote`): wait for it to finish") from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"{os.getpid()}\n")
-        fh.flush()
-        try:
-            yield
-        finally:
-            fh.truncate(0)
-
-
 def failpoint(name: str) -> None:
     """Fault tests (tests/test_faults.py) kill the process at a named stage: HEADLINE_FAILPOINT=<name>."""
     if os.environ.get("HEADLINE_FAILPOINT") == name:
@@ -181,15 +125,6 @@ def sha256_file(path: Path) -> str:
         while block := fh.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()
-
-
-def point_link(link: Path, target_name: str) -> None:
-    """Atomically make `link` a relative symlink to `target_name` (a sibling)."""
-    tmp = link.with_name(f".{link.name}.tmp-{os.getpid()}")
-    if tmp.is_symlink() or tmp.exists():
-        tmp.unlink()
-    tmp.symlink_to(target_name)
-    os.replace(tmp, link)
 
 
 def sha256_lines(lines: Iterable[str]) -> str:

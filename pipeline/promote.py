@@ -1,6 +1,6 @@
 """Promote: crown the champion by evidence on all gold (every file), not by whichever trained last.
 
-    python -m pipeline.promote [--force] [--dry-run]
+    python -m pipeline.promote [--force] [--dry-run] [--config configs/train.yaml]
 
 Every registered version (tag model_kind) carries its macro-F1 and answers (one letter per item) on all
 gold, and each item's gold source. A gain counts only beyond the noise: a paired bootstrap over the same
@@ -8,22 +8,22 @@ items (95% interval of the macro-F1 difference) must exclude zero; a tie goes to
 the smaller. The candidate is the best version, or the fastest one tied with it; it replaces the champion
 only if better, or tied and faster, and worse beyond the noise on no gold source (paired on that source's
 items, over the topics it has enough of) (--force: always). The alias `champion` then moves to it and its model
-directory becomes models/champion, with models/current pointing there (prediction never needs MLflow).
+directory becomes <models_dir>/champion, with <models_dir>/current pointing there (prediction never needs MLflow;
+models_dir is the --config's, as for train: pipeline.store).
 A version without answers on the same items is never the candidate, and as champion it is replaced.
 """
 
 import argparse
 import math
-import shutil
 import tempfile
 from pathlib import Path
 
-from pipeline import REPO_ROOT, TOPICS
+from pipeline import TOPICS
 from pipeline.cli import UserError, run
+from pipeline.config import CONFIG_DIR
 from pipeline.gold import Interval, decode, decode_sources, paired_difference, scored_topics
-from pipeline.io import models_lock, point_link, swapped_dir
+from pipeline.store import configured_models_dir, install_champion, kind_dir, models_lock
 
-MODELS_DIR = REPO_ROOT / "models"
 SCORE = "gold_report_macro_f1"
 
 
@@ -149,25 +149,26 @@ def _slice(version: dict | None, name: str) -> str:
     return f"{_f(tags, name + '_macro_f1'):.3f} [{lo:.2f}-{hi:.2f}]"
 
 
-def install_default(run_id: str, kind: str, models_dir: Path = MODELS_DIR) -> Path:
-    """Copy the version's model directory to models/champion (atomically) and point models/current at it."""
+def install_default(run_id: str, kind: str, models_dir: Path) -> Path:
+    """Install the version's model directory as <models_dir>/champion, with <models_dir>/current pointing at it
+    (pipeline.store.install_champion): <models_dir>/<kind> when it is that run's export, else the run's logged copy."""
     from pipeline import tracking
     from pipeline.models.base import read_meta
 
-    local = models_dir / kind
+    local = kind_dir(models_dir, kind)
     try:
         same = local.is_dir() and read_meta(local).get("info", {}).get("mlflow_run_id") == run_id
     except UserError:
         same = False
-    with swapped_dir(models_dir / "champion") as staged, tempfile.TemporaryDirectory(dir=models_dir) as download:
-        shutil.copytree(local if same else tracking.download_model_dir(run_id, Path(download)), staged,
-                        dirs_exist_ok=True)
-    point_link(models_dir / "current", "champion")
-    return models_dir / "champion"
+    with tempfile.TemporaryDirectory(dir=models_dir) as download:
+        return install_champion(models_dir, local if same else tracking.download_model_dir(run_id, Path(download)))
 
 
-def promote(force: bool = False, dry_run: bool = False, models_dir: Path = MODELS_DIR) -> str:
+def promote(force: bool = False, dry_run: bool = False, models_dir: Path | None = None) -> str:
+    """Crown the candidate if it earns it (see the module docstring); models_dir: configs/train.yaml's by default."""
     from pipeline import tracking
+
+    models_dir = configured_models_dir() if models_dir is None else models_dir
 
     versions = tracking.registered_versions()
     candidate, champion = propose(versions)
@@ -197,8 +198,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--force", action="store_true", help="promote the best candidate even if not better")
     parser.add_argument("--dry-run", action="store_true", help="show the comparison, change nothing")
+    parser.add_argument("--config", default=CONFIG_DIR / "train.yaml", type=Path,
+                        help="train config whose models_dir holds the champion (default: configs/train.yaml)")
     args = parser.parse_args()
-    print(promote(args.force, args.dry_run))
+    print(promote(args.force, args.dry_run, configured_models_dir(args.config)))
 
 
 if __name__ == "__main__":

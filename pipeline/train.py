@@ -5,14 +5,14 @@
 Reads data/processed/labeled.csv (make label), splits it (seeded, stratified), fits the kind, sets its
 abstain thresholds on the annotations' tune part, evaluates it on the held-out split, the tune part and
 every gold slice (all gold, per file, per source) inside an MLflow run, and only then swaps it into
-models/<kind>: a failure leaves the previous model. `python -m pipeline.promote` decides the default.
+<models_dir>/<kind> (models_dir in the --config; layout: pipeline.store): a failure leaves the previous model.
+`python -m pipeline.promote` decides the default.
 """
 
 import argparse
 import contextlib
 import os
 import random
-import shutil
 import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -24,12 +24,13 @@ from pipeline.cli import UserError, run
 from pipeline.config import CONFIG_DIR, DataConfig, LabelConfig, TrainConfig, load_config
 from pipeline.evaluate import Evaluation, add_intervals, evaluate, format_report
 from pipeline.gold import REPORT, TUNE, gold_keys, read_annotations, read_gold, scored_topics, slices
-from pipeline.io import failpoint, models_lock, point_link, read_csv, sha256_lines, swapped_dir, write_csv
+from pipeline.io import failpoint, read_csv, sha256_lines, write_csv
 from pipeline.label import COLUMNS as LABELED_COLUMNS
 from pipeline.label import rule_counts
 from pipeline.models import model_class, new_model
 from pipeline.models.base import EpochLog, FitInputs, TopicModel
 from pipeline.predict import reference_for
+from pipeline.store import current_link, install_champion, kind_dir, models_lock, swapped_dir
 from pipeline.text import normalize_title
 
 
@@ -237,7 +238,7 @@ def load_members(kinds: tuple[str, ...], labeled: list[dict], gold: list[dict], 
     this labeled table with this split, or the rows the weights are fitted on could be its training rows."""
     members = []
     for kind in kinds:
-        path = cfg.models_dir / kind
+        path = kind_dir(cfg.models_dir, kind)
         if not path.is_dir():
             raise UserError(f"ensemble member {kind} is not trained yet ({path}): run `make train-{kind}` first")
         member = trained_on_this(kind, labeled, gold, cfg)
@@ -254,7 +255,7 @@ def trained_on_this(kind: str, labeled: list[dict], gold: list[dict], cfg: Train
     given, this model config), else None."""
     from pipeline.models import load_model
 
-    path = cfg.models_dir / kind
+    path = kind_dir(cfg.models_dir, kind)
     if not path.is_dir():
         return None
     try:
@@ -275,7 +276,7 @@ def export(result: TrainResult, cfg: TrainConfig, run_id: str | None = None) -> 
     """Save into a fresh directory and log it to the MLflow run (if any), swap models/<kind> to it atomically,
     then register it: a failure before the swap keeps the previous model, and a version is registered only
     once its model is in place."""
-    final = cfg.models_dir / result.model.kind
+    final = kind_dir(cfg.models_dir, result.model.kind)
     if run_id is not None:
         result.model.info["mlflow_run_id"] = run_id
     with swapped_dir(final) as staged:
@@ -289,11 +290,8 @@ def export(result: TrainResult, cfg: TrainConfig, run_id: str | None = None) -> 
     failpoint("swapped")
     if model_uri is not None:
         tracking.register(result, model_uri, final.resolve())
-    current = cfg.models_dir / "current"
-    if not current.exists():  # no default yet: this model becomes the champion until `promote` decides
-        with swapped_dir(cfg.models_dir / "champion") as staged:
-            shutil.copytree(final, staged, dirs_exist_ok=True)
-        point_link(current, "champion")
+    if not current_link(cfg.models_dir).exists():  # no default yet: this model is the champion until `promote` decides
+        install_champion(cfg.models_dir, final)
     return final
 
 

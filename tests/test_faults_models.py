@@ -16,9 +16,9 @@ import pytest
 from pipeline import REPO_ROOT
 from pipeline.cli import UserError
 from pipeline.config import TfidfConfig
-from pipeline.io import models_lock
 from pipeline.models import load_model
 from pipeline.models.tfidf import TfidfModel
+from pipeline.store import models_lock
 from tests.conftest import make_ynat_rows, offline_env
 
 # One fixture training run, as `python -m pipeline.train` does it, in a child process we can kill.
@@ -93,7 +93,7 @@ def test_kill_9_at_any_stage_leaves_a_complete_model_and_the_next_run_fails_the_
 
 def test_a_second_run_is_refused_while_one_holds_the_models_dir_and_a_killed_holder_frees_it(store):
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
-                               "from pipeline.io import models_lock\n"
+                               "from pipeline.store import models_lock\n"
                                f"with models_lock(Path({str(store['models'])!r})):\n"
                                "    print('locked', flush=True); time.sleep(120)"],
                               cwd=REPO_ROOT, env=store["env"], stdout=subprocess.PIPE, text=True)
