@@ -78,10 +78,16 @@ def sklearn_rate(model, titles: list[str]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=[str(REPO / "models" / k) for k in ("tfidf", "kobert")])
+    parser.add_argument("--models", nargs="+", help="model directories (default: <models_dir>/tfidf and "
+                        "<models_dir>/kobert, models_dir as configs/train.yaml sets it)")
     parser.add_argument("--lines", type=int, default=100_000)
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results for `make card`")
     args = parser.parse_args()
+    if args.models is None:
+        sys.path.insert(0, str(REPO))
+        from pipeline.store import configured_models_dir, kind_dir
+
+        args.models = [str(kind_dir(configured_models_dir(), k)) for k in ("tfidf", "kobert")]
     started = datetime.now(UTC).isoformat(timespec="seconds")
     with (REPO / "data" / "interim" / "headlines.csv").open(encoding="utf-8") as fh:
         titles = [row["title"] for row in csv.DictReader(fh)]

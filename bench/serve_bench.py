@@ -226,7 +226,8 @@ def timed(cmd: list[str], env: dict) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model-dir", default=str(REPO / "models" / "current"))
+    parser.add_argument("--model-dir", help="model directory (default: <models_dir>/current, models_dir as "
+                        "configs/train.yaml sets it)")
     parser.add_argument("--lines", type=int, default=1_000_000, help="headlines for Spark vs predict --input")
     parser.add_argument("--requests", type=int, default=400, help="requests per request size")
     parser.add_argument("--clients", type=int, default=2, help="concurrent connections")
@@ -236,7 +237,9 @@ def main() -> None:
                         help="only measure worker memory under the largest allowed request (no throughput, no Spark)")
     parser.add_argument("--rounds", type=int, default=5, help="--memory: largest requests per client")
     args = parser.parse_args()
-    model_dir = Path(args.model_dir).resolve()
+    from pipeline.store import default_model
+
+    model_dir = Path(args.model_dir or default_model()).resolve()
     if args.memory:
         titles = headlines(200_000)
         with tempfile.TemporaryDirectory() as tmp:

@@ -4,13 +4,17 @@
     python -m pipeline.predict --json "제목"                               -> {"title", "label", "confidence", "scores"}
     python -m pipeline.predict --input headlines.txt > out.jsonl          (one headline per line; - for stdin)
     python -m pipeline.predict --model models/tfidf "제목"
+    python -m pipeline.predict --config my-train.yaml "제목"                (that config's <models_dir>/current)
     python -m pipeline.predict --no-abstain "제목"                          (always one of the four topics)
     python -m pipeline.predict --input headlines.txt --summary [PATH] > out.jsonl
                                           (batch figures beside the gold's, drift warnings: stderr, or PATH)
 
-The default model is models/current (made by `make train`). Stays light: never reads configs/ and, for
-the TF-IDF model, never imports torch, transformers or mlflow. A bad line in --input (one that is not
-UTF-8 too) gets an object with an `error` key in its place, so output lines match input lines one to one.
+The default model is <models_dir>/current (made by `make train`; models/current unless configs/train.yaml,
+or the train config given as --config, sets models_dir: pipeline.store). That is all predict reads from
+configs/: where the models directory is, never a model setting, for a model directory describes itself
+(model.json). Stays light: for the TF-IDF model it never imports torch, transformers or mlflow. A bad line in
+--input (one that is not UTF-8 too) gets an object with an `error` key in its place, so output lines match
+input lines one to one.
 """
 
 import argparse
@@ -26,14 +30,14 @@ from typing import BinaryIO, TextIO
 
 import numpy as np
 
-from pipeline import OTHER, REPO_ROOT, summary
+from pipeline import OTHER, summary
 from pipeline.calibration import decide
 from pipeline.cli import UserError, require_stdin, run, write_stdout
 from pipeline.models import load_model
 from pipeline.models.base import TopicModel
+from pipeline.store import default_model
 from pipeline.text import title_problem
 
-DEFAULT_MODEL = REPO_ROOT / "models" / "current"
 BATCH = 8192
 UTF8_BOM = b"\xef\xbb\xbf"  # some editors start a UTF-8 file with it; not part of line 1
 
@@ -213,12 +217,13 @@ def predict_stream(model: TopicModel, source: BinaryIO, out: TextIO, abstain: bo
     return n, errors
 
 
-def resolve_model_dir(path: str | None) -> Path:
-    model_dir = Path(path) if path else DEFAULT_MODEL
+def resolve_model_dir(path: str | None, config: Path | str | None = None) -> Path:
+    """--model DIR, else the default model of the models directory the train config sets (pipeline.store)."""
+    model_dir = Path(path) if path else default_model(config)
     if not model_dir.exists():
         if path:
             raise UserError(f"model directory not found: {model_dir}")
-        raise UserError("no trained model yet: run `make train` (or pass --model DIR)")
+        raise UserError(f"no trained model yet ({model_dir}): run `make train` (or pass --model DIR)")
     return model_dir
 
 
@@ -252,7 +257,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m pipeline.predict", description=__doc__.splitlines()[0])
     parser.add_argument("title", nargs="?", help="one headline")
     parser.add_argument("--input", metavar="PATH", help="file with one headline per line, or - for stdin")
-    parser.add_argument("--model", metavar="DIR", help="saved model directory (default: models/current)")
+    parser.add_argument("--model", metavar="DIR", help="saved model directory (default: <models_dir>/current)")
+    parser.add_argument("--config", metavar="PATH", help="train config whose models_dir holds the default model "
+                        "(default: configs/train.yaml; only its models_dir is used)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--no-abstain", action="store_true", help="always answer one of the four topics")
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)), metavar="N",
@@ -270,7 +277,7 @@ def main() -> None:
         raise UserError(problem)
 
     source = open_input(args.input) if args.input is not None else None  # input errors first: cheaper
-    model = load_model(resolve_model_dir(args.model))
+    model = load_model(resolve_model_dir(args.model, args.config))
     if source is not None:
         totals = summary.empty_stats()  # a running total: no batch's results are kept
 

@@ -1,6 +1,6 @@
 """Propose: mine labeling-rule patterns from data, for a human to review.
 
-    python -m pipeline.propose --label crime                     # default model: models/current
+    python -m pipeline.propose --label crime                     # default model: <models_dir>/current
     python -m pipeline.propose --label crime --model models/tfidf --top 40 --min-count 5 --confidence 0.8
 
 Ranks the content morphemes (Kiwi unigrams and bigrams) over-represented among the headlines the
@@ -231,7 +231,8 @@ def provenance(label: str, kind: str, model_dir: Path, info: Mapping[str, Any], 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m pipeline.propose", description=__doc__.splitlines()[0])
     parser.add_argument("--label", default="crime", choices=LABELS, help="label to propose patterns for")
-    parser.add_argument("--model", metavar="DIR", help="saved model directory (default: models/current)")
+    parser.add_argument("--model", metavar="DIR", help="saved model directory (default: <models_dir>/current, "
+                        "models_dir as configs/train.yaml sets it)")
     parser.add_argument("--top", type=int, default=40, help="how many terms to propose")
     parser.add_argument("--min-count", type=int, default=5, help="confident uncovered headlines a term needs")
     parser.add_argument("--confidence", type=float, default=0.8, help="model probability that counts as confident")

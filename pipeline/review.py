@@ -112,9 +112,9 @@ def ask(stdin: TextIO, stdout: TextIO) -> str | None:
 
 def review(data_cfg: DataConfig, limit: int, stdin: TextIO, stdout: TextIO,
            model_dir: Path | None = None) -> int:
-    from pipeline.predict import DEFAULT_MODEL
+    from pipeline.store import default_model
 
-    items = candidates(data_cfg, model_dir or DEFAULT_MODEL, limit)
+    items = candidates(data_cfg, model_dir or default_model(), limit)
     if not items:
         stdout.write("nothing to review: run `make train` first (it writes the audit file)\n")
         return 0

@@ -198,12 +198,13 @@ def test_predict_cli_errors_are_one_line(run_env, args, message):
     assert proc.returncode == 2 and proc.stderr.startswith(message) and proc.stderr.count("\n") == 1
 
 
-def test_predict_without_any_model_says_how_to_make_one(monkeypatch, tmp_path):
+def test_predict_without_any_model_says_how_to_make_one(tmp_path):
     from pipeline import predict
 
-    monkeypatch.setattr(predict, "DEFAULT_MODEL", tmp_path / "models" / "current")
+    config = tmp_path / "train.yaml"
+    config.write_text(f"models_dir: {tmp_path / 'models'}\n", encoding="utf-8")
     with pytest.raises(UserError, match="make train"):
-        predict.resolve_model_dir(None)
+        predict.resolve_model_dir(None, config)
 
 
 def test_corrupt_model_dir_is_a_clear_error(tmp_path):
