@@ -2,6 +2,7 @@
 
     python -m pipeline.predict "[속보] 경찰, 살인 피의자 구속영장 신청"       -> crime 0.97
     python -m pipeline.predict --json "제목"                               -> {"title", "label", "confidence", "scores"}
+    python -m pipeline.predict "제목 1" "제목 2" "제목 3"                    (one answer line each, in order)
     python -m pipeline.predict --input headlines.txt > out.jsonl          (one headline per line; - for stdin)
     python -m pipeline.predict --model models/tfidf "제목"
     python -m pipeline.predict --no-abstain "제목"                          (always one of the four topics)
@@ -11,6 +12,8 @@
 The default model is models/current (made by `make train`). Stays light: never reads configs/ and, for
 the TF-IDF model, never imports torch, transformers or mlflow. A bad line in --input (one that is not
 UTF-8 too) gets an object with an `error` key in its place, so output lines match input lines one to one.
+So does a bad title among several given as arguments (plain output: `error: <why>` in its place); then the
+command ends with one `error:` line on stderr and exit 2, as it does for a single bad title.
 """
 
 import argparse
@@ -28,7 +31,7 @@ import numpy as np
 
 from pipeline import OTHER, REPO_ROOT, summary
 from pipeline.calibration import decide
-from pipeline.cli import UserError, require_stdin, run, write_stdout
+from pipeline.cli import UserError, flush_stdout, require_stdin, run, write_stdout
 from pipeline.models import load_model
 from pipeline.models.base import TopicModel
 from pipeline.text import title_problem
@@ -250,7 +253,7 @@ def write_summary(text: str, target: Path | None) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m pipeline.predict", description=__doc__.splitlines()[0])
-    parser.add_argument("title", nargs="?", help="one headline")
+    parser.add_argument("titles", nargs="*", metavar="title", help="headlines: one answer each, in order")
     parser.add_argument("--input", metavar="PATH", help="file with one headline per line, or - for stdin")
     parser.add_argument("--model", metavar="DIR", help="saved model directory (default: models/current)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -261,13 +264,15 @@ def main() -> None:
                         help="with --input: batch figures beside the gold's and drift warnings, on stderr "
                              "(or written to PATH)")
     args = parser.parse_args()
-    if (args.title is None) == (args.input is None):
-        raise UserError("give either one headline or --input PATH")
+    if args.titles and args.input is not None:
+        raise UserError("give headlines or --input PATH, not both")
+    if not args.titles and args.input is None:
+        raise UserError("give one or more headlines, or --input PATH")
     if args.summary is not None and args.input is None:
         raise UserError("--summary summarises a batch: use it with --input PATH")
     target = summary_target(args.summary)
-    if args.title is not None and (problem := title_problem(args.title)):
-        raise UserError(problem)
+    if len(args.titles) == 1 and (problem := title_problem(args.titles[0])):
+        raise UserError(problem)  # before the model loads: nothing else to answer
 
     source = open_input(args.input) if args.input is not None else None  # input errors first: cheaper
     model = load_model(resolve_model_dir(args.model))
@@ -291,11 +296,23 @@ def main() -> None:
             ref, why_none = summary.pick_reference(model.info, not args.no_abstain)
             write_summary(summary.format_summary(totals, ref, why_none), target)
         return
-    result = predict_titles(model, [args.title], not args.no_abstain)[0]
+    results = predict_titles(model, args.titles, not args.no_abstain)
     if args.json:
-        write_stdout(sys.stdout, json_lines([result]))
+        write_stdout(sys.stdout, json_lines(results))
     else:
-        print(f"{result['label']} {result['confidence']:.3f}")
+        write_stdout(sys.stdout, "".join(plain_line(result) + "\n" for result in results))
+    bad = [(i, result["error"]) for i, result in enumerate(results, 1) if "error" in result]
+    if bad:
+        flush_stdout()  # every answer is out before the error line
+        first, why = bad[0]
+        raise UserError(f"{len(bad)} of {len(results)} titles could not be classified (title {first}: {why})")
+
+
+def plain_line(result: dict) -> str:
+    """A result as `label confidence`, or `error: <why>` for a title that could not be classified."""
+    if "error" in result:
+        return f"error: {result['error']}"
+    return f"{result['label']} {result['confidence']:.3f}"
 
 
 if __name__ == "__main__":
