@@ -6,8 +6,8 @@
 Labeling functions (configs/labels.yaml; label meanings: ../shared/LABELING.md) are source-section
 maps and pattern rules; pipeline.labelmodel combines their votes, each weighted by its precision on the
 human annotations (pipeline.gold; gold is never read for this). The annotations' `fit` part and manual
-labels (pipeline.review) override every rule. Gold titles and the annotations' `tune` part are removed
-here, by dedupe key, before anything can train on them.
+labels (pipeline.manual; written by pipeline.review) override every rule. Gold titles and the annotations'
+`tune` part are removed here, by dedupe key, before anything can train on them.
 """
 
 import argparse
@@ -24,7 +24,7 @@ from pipeline.gold import FIT, TUNE, gold_keys, read_annotations, read_gold
 from pipeline.ingest import COLUMNS as HEADLINE_COLUMNS
 from pipeline.io import read_csv, write_csv
 from pipeline.labelmodel import LabelModel, smoothed_accuracy
-from pipeline.review import read_manual
+from pipeline.manual import read_manual
 from pipeline.text import normalize_title
 
 COLUMNS = (*HEADLINE_COLUMNS, "label", "confidence", "rule", "votes")

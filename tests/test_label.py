@@ -4,7 +4,7 @@ from pipeline import LABELS
 from pipeline.config import CONFIG_DIR, LabelConfig, Rule, load_config
 from pipeline.label import Labeler, label_table, rule_counts
 from pipeline.labelmodel import LabelModel, smoothed_accuracy
-from pipeline.review import read_manual
+from pipeline.manual import read_manual
 from pipeline.text import normalize_title
 
 
