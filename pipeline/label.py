@@ -20,7 +20,7 @@ from pathlib import Path
 from pipeline import LABELS
 from pipeline.cli import UserError, run
 from pipeline.config import CONFIG_DIR, DataConfig, LabelConfig, load_config
-from pipeline.gold import FIT, TUNE, gold_keys, read_annotations, read_gold
+from pipeline.gold import FIT, held_out_keys, read_annotations, read_gold
 from pipeline.ingest import COLUMNS as HEADLINE_COLUMNS
 from pipeline.io import read_csv, write_csv
 from pipeline.labelmodel import LabelModel, smoothed_accuracy
@@ -199,7 +199,7 @@ def label_table(headlines: list[dict], gold: list[dict], cfg: LabelConfig, manua
     headlines = [*headlines, *missing_annotated(headlines, annotations)]
     labeler = Labeler(cfg)
     votes = [labeler.votes(r["text"], r["section"]) for r in headlines]
-    excluded = gold_keys(gold) | {a["key"] for a in annotations if a["part"] == TUNE}
+    excluded = held_out_keys(gold, annotations)
     corpus = [v for r, v in zip(headlines, votes, strict=True) if r["key"] not in excluded]
     stats = analyse(labeler.names, labeler.label_of, corpus, labeled_votes(list(annotations), headlines, labeler), cfg)
     blind = {name: cfg.sections_blind_to for name in labeler.names if name.startswith("section:")}

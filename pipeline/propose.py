@@ -26,12 +26,11 @@ import numpy as np
 from pipeline import LABELS
 from pipeline.cli import UserError, run
 from pipeline.config import CONFIG_DIR, DataConfig, LabelConfig, Rule, load_config
-from pipeline.gold import read_gold
+from pipeline.gold import held_out_keys, read_gold
 from pipeline.io import read_csv, write_csv
 from pipeline.label import Labeler, compile_patterns
 from pipeline.models import load_model
 from pipeline.predict import resolve_model_dir
-from pipeline.text import normalize_title
 
 PRIOR = 10.0  # pseudo-headlines at the pool rate added to every term's counts (smoothing)
 N_EXAMPLES = 3
@@ -255,7 +254,7 @@ def main() -> None:
     rows = read_csv(labeled_path, required=("title", "text", "key", "section"))
     # gold titles only, to keep them out of the pool: a rule mined from gold headlines would inflate
     # its own gold precision (its weight in the label model). Gold labels are never read.
-    gold = {normalize_title(g["title"]).key for g in read_gold(data_cfg)}
+    gold = held_out_keys(read_gold(data_cfg))
     pool = [r for r in rows if r["key"] not in gold]
     if len(pool) < len(rows):
         print(f"dropped {len(rows) - len(pool)} gold titles from the pool (stale table? rerun `make label`)")

@@ -23,14 +23,13 @@ from pipeline.audit import ISSUE_COLUMNS
 from pipeline.cli import UserError, run
 from pipeline.config import CONFIG_DIR, DataConfig, LabelConfig, TrainConfig, load_config
 from pipeline.evaluate import Evaluation, add_intervals, evaluate, format_report
-from pipeline.gold import REPORT, TUNE, gold_keys, read_annotations, read_gold, scored_topics, slices
+from pipeline.gold import REPORT, TUNE, held_out_keys, read_annotations, read_gold, scored_topics, slices
 from pipeline.io import failpoint, models_lock, point_link, read_csv, sha256_lines, swapped_dir, write_csv
 from pipeline.label import COLUMNS as LABELED_COLUMNS
 from pipeline.label import rule_counts
 from pipeline.models import model_class, new_model
 from pipeline.models.base import EpochLog, FitInputs, TopicModel
 from pipeline.predict import reference_for
-from pipeline.text import normalize_title
 
 
 @dataclass
@@ -171,7 +170,7 @@ def train(model: TopicModel, labeled: list[dict], gold: list[dict], cfg: TrainCo
     gold_report_* on all of it, gold_file_* and gold_source_* per slice, each with bootstrap intervals.
     `teacher`, when given, distills soft labels for the unlabeled headlines; `log` receives per-epoch curves."""
     tune = [t for t in tune if t.get("part", TUNE) == TUNE]
-    forbidden = gold_keys(gold) | {normalize_title(t["title"]).key for t in tune}
+    forbidden = held_out_keys(gold, tune)
     rows = training_rows(labeled, forbidden, cfg.learn_other)
     train_rows, val_rows = split(rows, cfg.val_fraction, cfg.seed)
     headlines = [r for r in labeled if r["key"] not in forbidden]
@@ -262,7 +261,7 @@ def trained_on_this(kind: str, labeled: list[dict], gold: list[dict], cfg: Train
     except UserError:  # unreadable, or made by an older version of the code: not this training's model
         return None
     split_cfg = member.info.get("train_config", {})
-    expected = data_fingerprint(training_rows(labeled, gold_keys(gold), cfg.learn_other))["train_data_sha256"]
+    expected = data_fingerprint(training_rows(labeled, held_out_keys(gold), cfg.learn_other))["train_data_sha256"]
     same = member.info.get("train_data_sha256") == expected and all(
         split_cfg.get(k) == getattr(cfg, k) for k in ("seed", "val_fraction", "learn_other", "source_balance",
                                                         "sample_weighting"))

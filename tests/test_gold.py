@@ -17,6 +17,7 @@ from pipeline.gold import (
     coverage_interval,
     encode,
     encode_sources,
+    held_out_keys,
     items_digest,
     macro_f1_interval,
     macro_f1_rows,
@@ -26,6 +27,7 @@ from pipeline.gold import (
     slices,
 )
 from pipeline.promote import paired, propose, should_replace, worse_sources
+from pipeline.text import normalize_title
 
 
 def titles(n: int, seed: int = 1) -> list[str]:
@@ -53,6 +55,16 @@ def test_tagged_and_plain_copies_of_a_headline_land_in_the_same_part():
     for t in titles(200):
         rows = [{"title": v, "label": "crime", "source": "s"} for v in (f"[속보] {t}", t, f"{t} (종합)")]
         assert len({r["part"] for r in (annotation_rows([row], [], 0.5)[0] for row in rows)}) == 1
+
+
+def test_held_out_keys_are_gold_and_the_tune_part_only():
+    gold = [{"title": "[속보] 경찰, 강도 피의자 체포", "label": "crime"}]
+    annotations = [{"title": "코스피 2800선 회복", "label": "business", "part": TUNE},
+                   {"title": "프로야구 LG 역전승", "label": "sports", "part": FIT},
+                   {"title": "여야, 예산안 합의", "label": "politics"}]  # no part: a tune row
+    keys = held_out_keys(gold, annotations)
+    assert keys == {normalize_title(t).key for t in ("경찰, 강도 피의자 체포", "코스피 2800선 회복", "여야, 예산안 합의")}
+    assert held_out_keys(gold) == {normalize_title("경찰, 강도 피의자 체포").key}
 
 
 def test_a_gold_title_is_never_an_annotation():
