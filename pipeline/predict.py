@@ -30,7 +30,7 @@ from typing import BinaryIO, TextIO
 import numpy as np
 
 from pipeline import OTHER, REPO_ROOT, summary
-from pipeline.calibration import decide
+from pipeline.calibration import answer_labels
 from pipeline.cli import UserError, flush_stdout, require_stdin, run, write_stdout
 from pipeline.models import load_model
 from pipeline.models.base import TopicModel
@@ -52,7 +52,7 @@ def predict_titles(model: TopicModel, titles: Sequence[str], abstain: bool = Tru
     valid = [t for t, p in zip(titles, problems, strict=True) if p is None]
     proba = model.predict_proba(valid) if valid else np.zeros((0, len(model.labels)))
     topics = [i for i, label in enumerate(model.labels) if label != OTHER]
-    answers = iter(zip(decide(proba, model.labels, model.threshold, abstain, model.other_threshold),
+    answers = iter(zip(answer_labels(proba, model.labels, model.threshold, abstain, model.other_threshold),
                        rounded_scores(proba[:, topics]).tolist(), strict=True))
     names = [model.labels[i] for i in topics]
     results = []

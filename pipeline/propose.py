@@ -38,7 +38,8 @@ NEIGHBOUR_TERMS = 10  # how many of the best unigram proposals get Kiwi neighbou
 # Nouns and verbs (not bound nouns): what a pattern can be written for; also the tags tried when a
 # bare form is ambiguous in Kiwi's dictionary (e.g. 먹/VV vs 먹/NNG).
 NEIGHBOUR_TAGS = ("NNG", "NNP", "VV")
-COLUMNS = ("rank", "label", "term", "n_target", "n_all", "n_covered", "precision", "lift", "examples", "provenance")
+PROPOSAL_COLUMNS = ("rank", "label", "term", "n_target", "n_all", "n_covered", "precision", "lift", "examples",
+                    "provenance")
 
 
 @dataclass(frozen=True)
@@ -312,7 +313,7 @@ def main() -> None:
     stamp = provenance(args.label, model.kind, model_dir, model.info, args.confidence)
     # beside the audit's label_issues.csv: everything under data/review/ waits for a person
     out = data_cfg.label_issues_csv.parent / f"proposed_{args.label}.csv"
-    write_csv(out, COLUMNS, [{**asdict(p), "rank": i, "label": args.label, "precision": round(p.precision, 4),
+    write_csv(out, PROPOSAL_COLUMNS, [{**asdict(p), "rank": i, "label": args.label, "precision": round(p.precision, 4),
                               "lift": round(p.lift, 3), "examples": " | ".join(p.examples), "provenance": stamp}
                              for i, p in enumerate(proposals, 1)])
     print(f"\n{len(proposals)} proposals -> {out}")

@@ -25,8 +25,7 @@ from pipeline.config import CONFIG_DIR, DataConfig, LabelConfig, TrainConfig, lo
 from pipeline.evaluate import Evaluation, add_intervals, evaluate, format_report
 from pipeline.gold import REPORT, TUNE, held_out_keys, read_annotations, read_gold, scored_topics, slices
 from pipeline.io import failpoint, models_lock, point_link, read_csv, sha256_lines, swapped_dir, write_csv
-from pipeline.label import COLUMNS as LABELED_COLUMNS
-from pipeline.label import rule_counts
+from pipeline.label import LABELED_COLUMNS, rule_counts
 from pipeline.models import model_class, new_model
 from pipeline.models.base import EpochLog, FitInputs, TopicModel
 from pipeline.predict import reference_for
@@ -73,8 +72,8 @@ def data_fingerprint(rows: list[dict]) -> dict[str, str | int]:
     return {"train_data_sha256": sha256_lines(lines), "train_data_rows": len(rows)}
 
 
-def score(model: TopicModel, titles: list[str], labels: list[str], prefix: str,
-          topics: tuple[str, ...] = TOPICS) -> Evaluation:
+def evaluate_split(model: TopicModel, titles: list[str], labels: list[str], prefix: str,
+                   topics: tuple[str, ...] = TOPICS) -> Evaluation:
     from pipeline.calibration import apply
 
     start = time.perf_counter()
@@ -201,10 +200,10 @@ def train(model: TopicModel, labeled: list[dict], gold: list[dict], cfg: TrainCo
     model.info["batch_reference"] = reference_for(model, [g["title"] for g in gold])
     # phase timings a kind reports about itself (tokenizer, pretraining, fine-tuning)
     metrics.update({k: float(v) for k, v in model.info.items() if k.endswith("_seconds")})
-    evaluations = {"val": score(model, [r["title"] for r in val_rows], [r["label"] for r in val_rows], "val")}
+    evaluations = {"val": evaluate_split(model, [r["title"] for r in val_rows], [r["label"] for r in val_rows], "val")}
     if tune:
         labels = [t["label"] for t in tune]
-        evaluations[TUNE] = score(model, [t["title"] for t in tune], labels, TUNE, scored_topics(labels))
+        evaluations[TUNE] = evaluate_split(model, [t["title"] for t in tune], labels, TUNE, scored_topics(labels))
     evaluations.update(score_gold(model, gold))
     for evaluation in evaluations.values():
         metrics.update(evaluation.metrics)
@@ -226,7 +225,7 @@ def score_gold(model: TopicModel, gold: list[dict]) -> dict[str, Evaluation]:
     out = {}
     for name, items in slices(gold).items():
         labels = [g["label"] for g in items]
-        out[name] = score(model, [g["title"] for g in items], labels, name, scored_topics(labels))
+        out[name] = evaluate_split(model, [g["title"] for g in items], labels, name, scored_topics(labels))
         add_intervals(out[name], name)
     return out
 

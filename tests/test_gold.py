@@ -26,7 +26,7 @@ from pipeline.gold import (
     scored_topics,
     slices,
 )
-from pipeline.promote import paired, propose, should_replace, worse_sources
+from pipeline.promote import paired, pick_candidate, should_replace, worse_sources
 from pipeline.text import normalize_title
 
 
@@ -159,8 +159,8 @@ def test_promote_needs_a_gain_beyond_noise_and_ties_go_to_the_faster_model():
     assert should_replace(fast, {**slow_tied, "champion": True})[0]  # a tie: the faster one takes it
     assert not should_replace(version("x", truth, base, per_second=9000), {**slow_better, "champion": True})[0]
     # candidate: the best, or the fastest version tied with it
-    assert propose([fast, slow_tied])[0] is fast
-    assert propose([fast, slow_better])[0] is slow_better
+    assert pick_candidate([fast, slow_tied])[0] is fast
+    assert pick_candidate([fast, slow_better])[0] is slow_better
 
 
 def test_versions_scored_on_other_items_are_not_paired():
@@ -168,10 +168,10 @@ def test_versions_scored_on_other_items_are_not_paired():
     legacy = {"name": "headline-topic", "version": "1", "run_id": "old", "champion": True,
               "tags": {"model_kind": "tfidf", "gold_macro_f1": "0.99"}}
     fresh = version("kobert", truth, base, per_second=600)
-    assert propose([legacy, fresh]) == (fresh, legacy)  # the legacy version is never the candidate
+    assert pick_candidate([legacy, fresh]) == (fresh, legacy)  # the legacy version is never the candidate
     assert should_replace(fresh, legacy)[0]
     other_items = version("tfidf", truth, truth, per_second=5000, items="0" * 16)
-    assert propose([other_items, fresh])[0] is other_items  # best; the other is not paired, so not tied
+    assert pick_candidate([other_items, fresh])[0] is other_items  # best; the other is not paired, so not tied
     ok, why = should_replace(fresh, {**other_items, "champion": True})
     assert ok and "pair" in why
     relabeled = version("tfidf", [TOPICS[(TOPICS.index(t) + 1) % 4] for t in truth], base, per_second=5000)
