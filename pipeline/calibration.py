@@ -2,7 +2,7 @@
 
 Temperature scaling, isotonic regression and Platt scaling (per class, renormalised) are fitted on
 held-out data; the lowest expected calibration error (ECE) on a second held-out half wins. The result
-is plain numbers (model.json), applied with numpy alone so the predict path stays light. `decide`
+is plain numbers (model.json), applied with numpy alone so the predict path stays light. `answer_labels`
 answers `other` when the learned `other` class wins or no topic is confident enough;
 `choose_thresholds` sets both thresholds so a configured share of in-scope headlines keeps a topic.
 """
@@ -112,8 +112,8 @@ def choose_calibration(proba: np.ndarray, y: np.ndarray, seed: int) -> tuple[dic
     return FITTERS[best](proba, y), scores
 
 
-def decide(proba: np.ndarray, labels: Sequence[str], threshold: float | None, abstain: bool = True,
-           other_threshold: float | None = None) -> list[str]:
+def answer_labels(proba: np.ndarray, labels: Sequence[str], threshold: float | None, abstain: bool = True,
+                  other_threshold: float | None = None) -> list[str]:
     """The answer for each row of calibrated scores over `labels` (which may include `other`): `other` when
     the learned `other` class wins with at least `other_threshold`, or no topic reaches `threshold`; else the
     best topic. Vectorised: prediction decides whole batches."""

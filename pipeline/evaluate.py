@@ -52,10 +52,10 @@ def evaluate(titles: Sequence[str], labels: Sequence[str], proba: np.ndarray, mo
     """
     from sklearn.metrics import confusion_matrix
 
-    from pipeline.calibration import decide, expected_calibration_error, reliability
+    from pipeline.calibration import answer_labels, expected_calibration_error, reliability
 
-    forced = decide(proba, model_labels, threshold, abstain=False)
-    answered = decide(proba, model_labels, threshold, True, other_threshold)
+    forced = answer_labels(proba, model_labels, threshold, abstain=False)
+    answered = answer_labels(proba, model_labels, threshold, True, other_threshold)
     confidence = proba.max(axis=1)
     scope = [i for i, y in enumerate(labels) if y != OTHER]
     y_true, y_forced = [labels[i] for i in scope], [forced[i] for i in scope]

@@ -50,9 +50,11 @@ def read_gold(data_cfg: DataConfig) -> list[dict]:
     return [row for path in paths for row in read_labeled_tsv(path)]
 
 
-def gold_keys(gold: Sequence[dict]) -> set[str]:
-    """Dedupe keys of gold titles: what must never train or tune."""
-    return {normalize_title(g["title"]).key for g in gold}
+def held_out_keys(gold: Sequence[dict], tune: Sequence[dict] = ()) -> set[str]:
+    """Dedupe keys of the titles that never train: every gold title and, of the annotation rows in `tune`,
+    those of the tune part (a row without a `part` counts as tune). The one definition of that set."""
+    held = [*gold, *(t for t in tune if t.get("part", TUNE) == TUNE)]
+    return {normalize_title(row["title"]).key for row in held}
 
 
 def read_annotations(data_cfg: DataConfig, gold: Sequence[dict]) -> list[dict]:
@@ -67,7 +69,7 @@ def read_annotations(data_cfg: DataConfig, gold: Sequence[dict]) -> list[dict]:
 
 def annotation_rows(rows: Sequence[dict], gold: Sequence[dict], tune_share: float) -> list[dict]:
     """Annotations with their key and part (`tune`/`fit`); gold titles and repeated keys dropped (first wins)."""
-    forbidden, seen, out = gold_keys(gold), set(), []
+    forbidden, seen, out = held_out_keys(gold), set(), []
     for row in rows:
         key = normalize_title(row["title"]).key
         if key and key not in forbidden and key not in seen:

@@ -20,7 +20,7 @@ from pipeline.config import CONFIG_DIR, DataConfig, load_config
 from pipeline.io import read_csv, write_csv
 from pipeline.text import normalize_title
 
-COLUMNS = ("title", "text", "tags", "key", "source", "source_file", "site", "date", "section", "n_seen")
+HEADLINE_COLUMNS = ("title", "text", "tags", "key", "source", "source_file", "site", "date", "section", "n_seen")
 YNAT_SITE = "yna.co.kr"
 
 # One board row of a saved listing page: 번호 제목 글쓴이 날짜 (2024.07.31, 2024-07-31 or 24.07.31).
@@ -206,7 +206,7 @@ def main() -> None:
     records = collect(cfg)
     rows = build_table(records)
     out = cfg.headlines_csv
-    write_csv(out, COLUMNS, rows)
+    write_csv(out, HEADLINE_COLUMNS, rows)
     by_source = Counter(row["source"] for row in rows)
     dupes = sum(r["n_seen"] - 1 for r in rows)
     empty = len(records) - dupes - len(rows)  # no row leaves unaccounted for

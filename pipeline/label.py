@@ -6,8 +6,8 @@
 Labeling functions (configs/labels.yaml; label meanings: ../shared/LABELING.md) are source-section
 maps and pattern rules; pipeline.labelmodel combines their votes, each weighted by its precision on the
 human annotations (pipeline.gold; gold is never read for this). The annotations' `fit` part and manual
-labels (pipeline.review) override every rule. Gold titles and the annotations' `tune` part are removed
-here, by dedupe key, before anything can train on them.
+labels (pipeline.manual; written by pipeline.review) override every rule. Gold titles and the annotations'
+`tune` part are removed here, by dedupe key, before anything can train on them.
 """
 
 import argparse
@@ -20,14 +20,14 @@ from pathlib import Path
 from pipeline import LABELS
 from pipeline.cli import UserError, run
 from pipeline.config import CONFIG_DIR, DataConfig, LabelConfig, load_config
-from pipeline.gold import FIT, TUNE, gold_keys, read_annotations, read_gold
-from pipeline.ingest import COLUMNS as HEADLINE_COLUMNS
+from pipeline.gold import FIT, held_out_keys, read_annotations, read_gold
+from pipeline.ingest import HEADLINE_COLUMNS
 from pipeline.io import read_csv, write_csv
 from pipeline.labelmodel import LabelModel, smoothed_accuracy
-from pipeline.review import read_manual
+from pipeline.manual import read_manual
 from pipeline.text import normalize_title
 
-COLUMNS = (*HEADLINE_COLUMNS, "label", "confidence", "rule", "votes")
+LABELED_COLUMNS = (*HEADLINE_COLUMNS, "label", "confidence", "rule", "votes")
 MANUAL = "manual"
 ANNOTATION = "annotation"
 
@@ -138,7 +138,7 @@ def label_rows(rows: list[dict], votes: list[list[Vote]], model: LabelModel, min
             label, who = manual[row["key"]]
             out.append({**row, "label": label, "confidence": 1.0, "rule": who, "votes": vote_text})
             continue
-        label, confidence = model.decide(row_votes, min_confidence)
+        label, confidence = model.vote(row_votes, min_confidence)
         agreeing = "+".join(name for name, vote in row_votes if vote == label) if label else ""
         out.append({**row, "label": label, "confidence": round(confidence, 4), "rule": agreeing,
                     "votes": vote_text})
@@ -199,7 +199,7 @@ def label_table(headlines: list[dict], gold: list[dict], cfg: LabelConfig, manua
     headlines = [*headlines, *missing_annotated(headlines, annotations)]
     labeler = Labeler(cfg)
     votes = [labeler.votes(r["text"], r["section"]) for r in headlines]
-    excluded = gold_keys(gold) | {a["key"] for a in annotations if a["part"] == TUNE}
+    excluded = held_out_keys(gold, annotations)
     corpus = [v for r, v in zip(headlines, votes, strict=True) if r["key"] not in excluded]
     stats = analyse(labeler.names, labeler.label_of, corpus, labeled_votes(list(annotations), headlines, labeler), cfg)
     blind = {name: cfg.sections_blind_to for name in labeler.names if name.startswith("section:")}
@@ -241,7 +241,7 @@ def main() -> None:
     result = label_table(headlines, gold, cfg, read_manual(data_cfg.manual_labels_csv),
                          read_annotations(data_cfg, gold))
     out = data_cfg.labeled_csv
-    write_csv(out, COLUMNS, result.rows)
+    write_csv(out, LABELED_COLUMNS, result.rows)
     write_csv(out.with_name("labeling_functions.csv"), list(FunctionStats.__dataclass_fields__),
               [s.__dict__ for s in result.stats])
     print(summary(result.rows, Labeler(cfg).names, result.n_gold))

@@ -43,7 +43,7 @@ class LabelModel:
         p = np.exp(log_p - log_p.max())
         return p / p.sum()
 
-    def decide(self, votes: Sequence[tuple[str, str]], min_confidence: float) -> tuple[str, float]:
+    def vote(self, votes: Sequence[tuple[str, str]], min_confidence: float) -> tuple[str, float]:
         """(label, confidence); label '' when there are no votes or the best posterior is too low."""
         if not votes:
             return "", 0.0

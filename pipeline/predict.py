@@ -2,6 +2,7 @@
 
     python -m pipeline.predict "[속보] 경찰, 살인 피의자 구속영장 신청"       -> crime 0.97
     python -m pipeline.predict --json "제목"                               -> {"title", "label", "confidence", "scores"}
+    python -m pipeline.predict "제목 1" "제목 2" "제목 3"                    (one answer line each, in order)
     python -m pipeline.predict --input headlines.txt > out.jsonl          (one headline per line; - for stdin)
     python -m pipeline.predict --model models/tfidf "제목"
     python -m pipeline.predict --config my-train.yaml "제목"                (that config's <models_dir>/current)
@@ -14,7 +15,9 @@ or the train config given as --config, sets models_dir: pipeline.store). That is
 configs/: where the models directory is, never a model setting, for a model directory describes itself
 (model.json). Stays light: for the TF-IDF model it never imports torch, transformers or mlflow. A bad line in
 --input (one that is not UTF-8 too) gets an object with an `error` key in its place, so output lines match
-input lines one to one.
+input lines one to one. So does a bad title among several given as arguments (plain output: `error: <why>`
+in its place); then the command ends with one `error:` line on stderr and exit 2, as it does for a single
+bad title.
 """
 
 import argparse
@@ -31,8 +34,8 @@ from typing import BinaryIO, TextIO
 import numpy as np
 
 from pipeline import OTHER, summary
-from pipeline.calibration import decide
-from pipeline.cli import UserError, require_stdin, run, write_stdout
+from pipeline.calibration import answer_labels
+from pipeline.cli import UserError, flush_stdout, require_stdin, run, write_stdout
 from pipeline.models import load_model
 from pipeline.models.base import TopicModel
 from pipeline.store import default_model
@@ -53,7 +56,7 @@ def predict_titles(model: TopicModel, titles: Sequence[str], abstain: bool = Tru
     valid = [t for t, p in zip(titles, problems, strict=True) if p is None]
     proba = model.predict_proba(valid) if valid else np.zeros((0, len(model.labels)))
     topics = [i for i, label in enumerate(model.labels) if label != OTHER]
-    answers = iter(zip(decide(proba, model.labels, model.threshold, abstain, model.other_threshold),
+    answers = iter(zip(answer_labels(proba, model.labels, model.threshold, abstain, model.other_threshold),
                        rounded_scores(proba[:, topics]).tolist(), strict=True))
     names = [model.labels[i] for i in topics]
     results = []
@@ -255,7 +258,7 @@ def write_summary(text: str, target: Path | None) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m pipeline.predict", description=__doc__.splitlines()[0])
-    parser.add_argument("title", nargs="?", help="one headline")
+    parser.add_argument("titles", nargs="*", metavar="title", help="headlines: one answer each, in order")
     parser.add_argument("--input", metavar="PATH", help="file with one headline per line, or - for stdin")
     parser.add_argument("--model", metavar="DIR", help="saved model directory (default: <models_dir>/current)")
     parser.add_argument("--config", metavar="PATH", help="train config whose models_dir holds the default model "
@@ -268,13 +271,15 @@ def main() -> None:
                         help="with --input: batch figures beside the gold's and drift warnings, on stderr "
                              "(or written to PATH)")
     args = parser.parse_args()
-    if (args.title is None) == (args.input is None):
-        raise UserError("give either one headline or --input PATH")
+    if args.titles and args.input is not None:
+        raise UserError("give headlines or --input PATH, not both")
+    if not args.titles and args.input is None:
+        raise UserError("give one or more headlines, or --input PATH")
     if args.summary is not None and args.input is None:
         raise UserError("--summary summarises a batch: use it with --input PATH")
     target = summary_target(args.summary)
-    if args.title is not None and (problem := title_problem(args.title)):
-        raise UserError(problem)
+    if len(args.titles) == 1 and (problem := title_problem(args.titles[0])):
+        raise UserError(problem)  # before the model loads: nothing else to answer
 
     source = open_input(args.input) if args.input is not None else None  # input errors first: cheaper
     model = load_model(resolve_model_dir(args.model, args.config))
@@ -298,11 +303,23 @@ def main() -> None:
             ref, why_none = summary.pick_reference(model.info, not args.no_abstain)
             write_summary(summary.format_summary(totals, ref, why_none), target)
         return
-    result = predict_titles(model, [args.title], not args.no_abstain)[0]
+    results = predict_titles(model, args.titles, not args.no_abstain)
     if args.json:
-        write_stdout(sys.stdout, json_lines([result]))
+        write_stdout(sys.stdout, json_lines(results))
     else:
-        print(f"{result['label']} {result['confidence']:.3f}")
+        write_stdout(sys.stdout, "".join(plain_line(result) + "\n" for result in results))
+    bad = [(i, result["error"]) for i, result in enumerate(results, 1) if "error" in result]
+    if bad:
+        flush_stdout()  # every answer is out before the error line
+        first, why = bad[0]
+        raise UserError(f"{len(bad)} of {len(results)} titles could not be classified (title {first}: {why})")
+
+
+def plain_line(result: dict) -> str:
+    """A result as `label confidence`, or `error: <why>` for a title that could not be classified."""
+    if "error" in result:
+        return f"error: {result['error']}"
+    return f"{result['label']} {result['confidence']:.3f}"
 
 
 if __name__ == "__main__":

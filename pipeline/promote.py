@@ -80,7 +80,7 @@ def best_scored(versions: list[dict]) -> dict | None:
     return max(scored, key=lambda v: (_f(v["tags"], SCORE, -1.0), speed_key(v))) if scored else None
 
 
-def propose(versions: list[dict]) -> tuple[dict | None, dict | None]:
+def pick_candidate(versions: list[dict]) -> tuple[dict | None, dict | None]:
     """(candidate, current champion): the best by report macro-F1, or the fastest version tied with it."""
     champion = next((v for v in versions if v["champion"]), None)
     best = best_scored(versions)
@@ -171,7 +171,7 @@ def promote(force: bool = False, dry_run: bool = False, models_dir: Path | None 
     models_dir = configured_models_dir() if models_dir is None else models_dir
 
     versions = tracking.registered_versions()
-    candidate, champion = propose(versions)
+    candidate, champion = pick_candidate(versions)
     if candidate is None:
         raise UserError("no registered model with gold report metrics yet: run `make train` first")
     report = comparison_table(candidate, champion)

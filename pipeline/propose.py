@@ -26,12 +26,11 @@ import numpy as np
 from pipeline import LABELS
 from pipeline.cli import UserError, run
 from pipeline.config import CONFIG_DIR, DataConfig, LabelConfig, Rule, load_config
-from pipeline.gold import read_gold
+from pipeline.gold import held_out_keys, read_gold
 from pipeline.io import read_csv, write_csv
 from pipeline.label import Labeler, compile_patterns
 from pipeline.models import load_model
 from pipeline.predict import resolve_model_dir
-from pipeline.text import normalize_title
 
 PRIOR = 10.0  # pseudo-headlines at the pool rate added to every term's counts (smoothing)
 N_EXAMPLES = 3
@@ -39,7 +38,8 @@ NEIGHBOUR_TERMS = 10  # how many of the best unigram proposals get Kiwi neighbou
 # Nouns and verbs (not bound nouns): what a pattern can be written for; also the tags tried when a
 # bare form is ambiguous in Kiwi's dictionary (e.g. 먹/VV vs 먹/NNG).
 NEIGHBOUR_TAGS = ("NNG", "NNP", "VV")
-COLUMNS = ("rank", "label", "term", "n_target", "n_all", "n_covered", "precision", "lift", "examples", "provenance")
+PROPOSAL_COLUMNS = ("rank", "label", "term", "n_target", "n_all", "n_covered", "precision", "lift", "examples",
+                    "provenance")
 
 
 @dataclass(frozen=True)
@@ -256,7 +256,7 @@ def main() -> None:
     rows = read_csv(labeled_path, required=("title", "text", "key", "section"))
     # gold titles only, to keep them out of the pool: a rule mined from gold headlines would inflate
     # its own gold precision (its weight in the label model). Gold labels are never read.
-    gold = {normalize_title(g["title"]).key for g in read_gold(data_cfg)}
+    gold = held_out_keys(read_gold(data_cfg))
     pool = [r for r in rows if r["key"] not in gold]
     if len(pool) < len(rows):
         print(f"dropped {len(rows) - len(pool)} gold titles from the pool (stale table? rerun `make label`)")
@@ -314,7 +314,7 @@ def main() -> None:
     stamp = provenance(args.label, model.kind, model_dir, model.info, args.confidence)
     # beside the audit's label_issues.csv: everything under data/review/ waits for a person
     out = data_cfg.label_issues_csv.parent / f"proposed_{args.label}.csv"
-    write_csv(out, COLUMNS, [{**asdict(p), "rank": i, "label": args.label, "precision": round(p.precision, 4),
+    write_csv(out, PROPOSAL_COLUMNS, [{**asdict(p), "rank": i, "label": args.label, "precision": round(p.precision, 4),
                               "lift": round(p.lift, 3), "examples": " | ".join(p.examples), "provenance": stamp}
                              for i, p in enumerate(proposals, 1)])
     print(f"\n{len(proposals)} proposals -> {out}")

@@ -4,43 +4,24 @@
 
 Audit suspects (data/review/label_issues.csv, from `make train`) come first, then the unlabeled
 headlines the model is least sure about; headlines decided before are not asked again. Each answer is
-appended to data/manual/labels.csv and flushed to disk at once, so Ctrl-C loses nothing answered.
+appended to data/manual/labels.csv (its format: pipeline.manual) and flushed to disk at once, so Ctrl-C
+loses nothing answered.
 Manual labels override every rule on the next `make label` / `make train`.
 """
 
 import argparse
-import csv
-import os
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from pipeline import LABELS
 from pipeline.cli import require_stdin, run
 from pipeline.config import CONFIG_DIR, DataConfig, load_config
 from pipeline.io import read_csv
-
-# the manual-labels file (data/manual/labels.csv): written here, one decision per line; read by pipeline.label
-MANUAL_COLUMNS = ("key", "title", "label", "decided_at")
-SKIP = "skip"
+from pipeline.manual import SKIP, append_decision, decided_keys
 
 ANSWERS = {"p": "politics", "c": "crime", "s": "sports", "b": "business", "o": "other", "k": SKIP}
 PROMPT = "label? [p]olitics [c]rime [s]ports [b]usiness [o]ther, [k] skip, [q] quit: "
 UNCERTAIN_POOL = 5000  # unlabeled headlines scored for uncertainty (a deterministic slice keeps it quick)
-
-
-def read_manual(path: Path) -> dict[str, str]:
-    """Latest manual decision per headline key (skips dropped); {} when there is no file yet."""
-    if not path.is_file():
-        return {}
-    decisions = {}
-    for row in read_csv(path, required=MANUAL_COLUMNS):
-        if row["label"] in LABELS:
-            decisions[row["key"]] = row["label"]
-        elif row["label"] == SKIP:
-            decisions.pop(row["key"], None)
-    return decisions
 
 
 def suspects(data_cfg: DataConfig) -> list[dict]:
@@ -73,25 +54,11 @@ def uncertain(data_cfg: DataConfig, model_dir: Path, limit: int) -> list[dict]:
 
 
 def candidates(data_cfg: DataConfig, model_dir: Path, limit: int) -> list[dict]:
-    path = data_cfg.manual_labels_csv
-    done = {r["key"] for r in read_csv(path, required=MANUAL_COLUMNS)} if path.is_file() else set()
+    done = decided_keys(data_cfg.manual_labels_csv)
     first: dict[str, dict] = {}  # each headline once, where it first comes up
     for item in suspects(data_cfg) + uncertain(data_cfg, model_dir, limit):
         first.setdefault(item["key"], item)
     return [item for key, item in first.items() if key not in done][:limit]
-
-
-def append_decision(path: Path, key: str, title: str, label: str) -> None:
-    """Append one decision and force it to disk before the next question."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    new = not path.exists()
-    with path.open("a", encoding="utf-8", newline="") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        if new:
-            writer.writerow(MANUAL_COLUMNS)
-        writer.writerow([key, title, label, datetime.now(UTC).isoformat(timespec="seconds")])
-        fh.flush()
-        os.fsync(fh.fileno())
 
 
 def ask(stdin: TextIO, stdout: TextIO) -> str | None:

@@ -149,8 +149,8 @@ def label_frame(spark, frame, model_uri: str, title_column: str = "title", key: 
         F.nullif(F.col("answer.error"), F.lit("None")).alias("error"))
 
 
-def score(spark, source: str, dest: str, model_uri: str, fmt: str = "auto", title_column: str = "title",
-          key: str | None = None, overwrite: bool = False) -> tuple[int, int]:
+def score_files(spark, source: str, dest: str, model_uri: str, fmt: str = "auto", title_column: str = "title",
+                key: str | None = None, overwrite: bool = False) -> tuple[int, int]:
     """Label `source` into the Parquet folder `dest`; returns (rows written, rows with an error)."""
     from pyspark.sql import functions as F
 
@@ -200,8 +200,8 @@ def main() -> None:
     under_submit = "PYSPARK_GATEWAY_PORT" in os.environ  # spark-submit started this driver with its --master
     spark = spark_session(args.master or (None if under_submit else "local[*]"))
     try:
-        n, errors = score(spark, args.input, args.output, model_uri, args.format, args.title_column, args.key,
-                          args.overwrite)
+        n, errors = score_files(spark, args.input, args.output, model_uri, args.format, args.title_column,
+                                args.key, args.overwrite)
     finally:
         spark.stop()
     print(f"wrote {n} rows ({errors} with an error) to {args.output} in {time.perf_counter() - started:.1f} s",

@@ -23,15 +23,13 @@ from pipeline.audit import ISSUE_COLUMNS
 from pipeline.cli import UserError, run
 from pipeline.config import CONFIG_DIR, DataConfig, LabelConfig, TrainConfig, load_config
 from pipeline.evaluate import Evaluation, add_intervals, evaluate, format_report
-from pipeline.gold import REPORT, TUNE, gold_keys, read_annotations, read_gold, scored_topics, slices
+from pipeline.gold import REPORT, TUNE, held_out_keys, read_annotations, read_gold, scored_topics, slices
 from pipeline.io import failpoint, read_csv, sha256_lines, write_csv
-from pipeline.label import COLUMNS as LABELED_COLUMNS
-from pipeline.label import rule_counts
+from pipeline.label import LABELED_COLUMNS, rule_counts
 from pipeline.models import model_class, new_model
 from pipeline.models.base import EpochLog, FitInputs, TopicModel
 from pipeline.predict import reference_for
 from pipeline.store import current_link, install_champion, kind_dir, models_lock, swapped_dir
-from pipeline.text import normalize_title
 
 
 @dataclass
@@ -75,8 +73,8 @@ def data_fingerprint(rows: list[dict]) -> dict[str, str | int]:
     return {"train_data_sha256": sha256_lines(lines), "train_data_rows": len(rows)}
 
 
-def score(model: TopicModel, titles: list[str], labels: list[str], prefix: str,
-          topics: tuple[str, ...] = TOPICS) -> Evaluation:
+def evaluate_split(model: TopicModel, titles: list[str], labels: list[str], prefix: str,
+                   topics: tuple[str, ...] = TOPICS) -> Evaluation:
     from pipeline.calibration import apply
 
     start = time.perf_counter()
@@ -172,7 +170,7 @@ def train(model: TopicModel, labeled: list[dict], gold: list[dict], cfg: TrainCo
     gold_report_* on all of it, gold_file_* and gold_source_* per slice, each with bootstrap intervals.
     `teacher`, when given, distills soft labels for the unlabeled headlines; `log` receives per-epoch curves."""
     tune = [t for t in tune if t.get("part", TUNE) == TUNE]
-    forbidden = gold_keys(gold) | {normalize_title(t["title"]).key for t in tune}
+    forbidden = held_out_keys(gold, tune)
     rows = training_rows(labeled, forbidden, cfg.learn_other)
     train_rows, val_rows = split(rows, cfg.val_fraction, cfg.seed)
     headlines = [r for r in labeled if r["key"] not in forbidden]
@@ -203,10 +201,10 @@ def train(model: TopicModel, labeled: list[dict], gold: list[dict], cfg: TrainCo
     model.info["batch_reference"] = reference_for(model, [g["title"] for g in gold])
     # phase timings a kind reports about itself (tokenizer, pretraining, fine-tuning)
     metrics.update({k: float(v) for k, v in model.info.items() if k.endswith("_seconds")})
-    evaluations = {"val": score(model, [r["title"] for r in val_rows], [r["label"] for r in val_rows], "val")}
+    evaluations = {"val": evaluate_split(model, [r["title"] for r in val_rows], [r["label"] for r in val_rows], "val")}
     if tune:
         labels = [t["label"] for t in tune]
-        evaluations[TUNE] = score(model, [t["title"] for t in tune], labels, TUNE, scored_topics(labels))
+        evaluations[TUNE] = evaluate_split(model, [t["title"] for t in tune], labels, TUNE, scored_topics(labels))
     evaluations.update(score_gold(model, gold))
     for evaluation in evaluations.values():
         metrics.update(evaluation.metrics)
@@ -228,7 +226,7 @@ def score_gold(model: TopicModel, gold: list[dict]) -> dict[str, Evaluation]:
     out = {}
     for name, items in slices(gold).items():
         labels = [g["label"] for g in items]
-        out[name] = score(model, [g["title"] for g in items], labels, name, scored_topics(labels))
+        out[name] = evaluate_split(model, [g["title"] for g in items], labels, name, scored_topics(labels))
         add_intervals(out[name], name)
     return out
 
@@ -263,7 +261,7 @@ def trained_on_this(kind: str, labeled: list[dict], gold: list[dict], cfg: Train
     except UserError:  # unreadable, or made by an older version of the code: not this training's model
         return None
     split_cfg = member.info.get("train_config", {})
-    expected = data_fingerprint(training_rows(labeled, gold_keys(gold), cfg.learn_other))["train_data_sha256"]
+    expected = data_fingerprint(training_rows(labeled, held_out_keys(gold), cfg.learn_other))["train_data_sha256"]
     same = member.info.get("train_data_sha256") == expected and all(
         split_cfg.get(k) == getattr(cfg, k) for k in ("seed", "val_fraction", "learn_other", "source_balance",
                                                         "sample_weighting"))

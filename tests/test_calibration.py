@@ -4,10 +4,10 @@ import pytest
 from pipeline import LABELS, TOPICS
 from pipeline.calibration import (
     FITTERS,
+    answer_labels,
     apply,
     choose_calibration,
     choose_thresholds,
-    decide,
     expected_calibration_error,
 )
 
@@ -48,11 +48,11 @@ def test_choice_is_measured_and_no_calibration_is_identity():
 
 def test_decide_abstains_below_threshold_and_when_other_wins():
     labels = LABELS  # topics + other
-    assert decide(np.array([0.5, 0.2, 0.1, 0.1, 0.1]), labels, threshold=0.4) == ["politics"]
-    assert decide(np.array([0.3, 0.2, 0.2, 0.2, 0.1]), labels, threshold=0.4) == ["other"]
-    assert decide(np.array([0.2, 0.1, 0.1, 0.1, 0.5]), labels, threshold=0.1) == ["other"]
-    assert decide(np.array([0.2, 0.1, 0.1, 0.1, 0.5]), labels, threshold=0.1, abstain=False) == ["politics"]
-    assert decide(np.array([0.2, 0.1, 0.1, 0.1, 0.5]), labels, threshold=0.1, other_threshold=0.6) == ["politics"]
+    assert answer_labels(np.array([0.5, 0.2, 0.1, 0.1, 0.1]), labels, threshold=0.4) == ["politics"]
+    assert answer_labels(np.array([0.3, 0.2, 0.2, 0.2, 0.1]), labels, threshold=0.4) == ["other"]
+    assert answer_labels(np.array([0.2, 0.1, 0.1, 0.1, 0.5]), labels, threshold=0.1) == ["other"]
+    assert answer_labels(np.array([0.2, 0.1, 0.1, 0.1, 0.5]), labels, threshold=0.1, abstain=False) == ["politics"]
+    assert answer_labels(np.array([0.2, 0.1, 0.1, 0.1, 0.5]), labels, threshold=0.1, other_threshold=0.6) == ["politics"]
 
 
 def test_threshold_keeps_the_configured_coverage():
@@ -70,7 +70,7 @@ def test_learned_other_is_gated_when_it_alone_would_break_the_coverage():
     proba = rng.dirichlet(np.ones(5), 1000)  # the learned `other` class wins on about a fifth of the rows
     y = [TOPICS[i] for i in rng.integers(0, 4, 1000)]
     threshold, other = choose_thresholds(proba, LABELS, y, coverage=0.95)
-    answers = decide(proba, LABELS, threshold, other_threshold=other)
+    answers = answer_labels(proba, LABELS, threshold, other_threshold=other)
     kept = np.mean([a != "other" for a in answers])
     assert other > 0 and threshold == 0.0 and 0.945 <= kept <= 0.955
     # the `other` answers left are the most confident ones

@@ -34,6 +34,17 @@ def test_bad_tfidf_configs_fail_with_one_line(tmp_path, text, message):
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
+def test_the_seed_is_set_once_in_train_yaml(tmp_path):
+    """KobertConfig's own seed is gone (#22): fit's seed, from TrainConfig, seeds pretraining too. In a
+    config file it is an unknown key; a saved model's config may still carry it (tests/test_kobert.py)."""
+    from pipeline.config import KobertConfig
+
+    assert "seed" in KobertConfig.RETIRED and "seed" not in KobertConfig.model_fields
+    with pytest.raises(UserError, match="seed: unknown key"):
+        load_config(KobertConfig, write(tmp_path, "seed: 7\n"))
+    assert load_config(TrainConfig, write(tmp_path, "seed: 7\n")).seed == 7
+
+
 def test_unknown_key_inside_a_rule_fails(tmp_path):
     path = write(tmp_path, "rules:\n  - {name: r, label: crime, patterns: [x], prioirty: 2}\n")
     with pytest.raises(UserError, match="prioirty"):

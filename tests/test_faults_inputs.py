@@ -16,7 +16,7 @@ from pipeline import REPO_ROOT
 from pipeline.cli import UserError
 from pipeline.config import DataConfig, TfidfConfig, load_config
 from pipeline.gold import read_gold
-from pipeline.ingest import COLUMNS, read_listing_csv
+from pipeline.ingest import HEADLINE_COLUMNS, read_listing_csv
 from pipeline.io import read_csv, read_csv_numbered, write_csv
 from pipeline.models.tfidf import TfidfModel
 from pipeline.predict import rounded_scores
@@ -149,7 +149,7 @@ def test_a_valid_ynat_csv_still_ingests_every_row(tmp_path):
     data = data_folder(tmp_path / "data")
     proc = ingest_cli(data, tmp_path)
     assert proc.returncode == 0, proc.stderr.decode()
-    table = read_csv(tmp_path / "out" / "headlines.csv", required=COLUMNS)
+    table = read_csv(tmp_path / "out" / "headlines.csv", required=HEADLINE_COLUMNS)
     assert sum(int(r["n_seen"]) for r in table) == len(make_ynat_rows(per_template=2))
 
 
@@ -180,7 +180,7 @@ def test_label_stage_stops_on_an_unknown_gold_label_before_labeling(tmp_path):
     """The scenario of #13: the label stage used to pass and training failed later with a KeyError."""
     root = gold_folder(tmp_path / "data", "title\tlabel\tsource\n국회 통과\tpolitics\tx\n경찰 체포\tcrimes\tx\n")
     headlines = tmp_path / "headlines.csv"
-    write_csv(headlines, COLUMNS, [{"title": "코스피 회복", "text": "코스피 회복", "tags": "", "key": "코스피회복",
+    write_csv(headlines, HEADLINE_COLUMNS, [{"title": "코스피 회복", "text": "코스피 회복", "tags": "", "key": "코스피회복",
                                     "source": "ynat", "source_file": "y.csv", "section": "경제", "n_seen": 1}])
     config = tmp_path / "data.yaml"
     config.write_text(f"headlines_csv: {headlines}\nlabeled_csv: {tmp_path / 'labeled.csv'}\n"

@@ -17,6 +17,7 @@ from pipeline.gold import (
     coverage_interval,
     encode,
     encode_sources,
+    held_out_keys,
     items_digest,
     macro_f1_interval,
     macro_f1_rows,
@@ -25,7 +26,8 @@ from pipeline.gold import (
     scored_topics,
     slices,
 )
-from pipeline.promote import paired, propose, should_replace, worse_sources
+from pipeline.promote import paired, pick_candidate, should_replace, worse_sources
+from pipeline.text import normalize_title
 
 
 def titles(n: int, seed: int = 1) -> list[str]:
@@ -53,6 +55,16 @@ def test_tagged_and_plain_copies_of_a_headline_land_in_the_same_part():
     for t in titles(200):
         rows = [{"title": v, "label": "crime", "source": "s"} for v in (f"[속보] {t}", t, f"{t} (종합)")]
         assert len({r["part"] for r in (annotation_rows([row], [], 0.5)[0] for row in rows)}) == 1
+
+
+def test_held_out_keys_are_gold_and_the_tune_part_only():
+    gold = [{"title": "[속보] 경찰, 강도 피의자 체포", "label": "crime"}]
+    annotations = [{"title": "코스피 2800선 회복", "label": "business", "part": TUNE},
+                   {"title": "프로야구 LG 역전승", "label": "sports", "part": FIT},
+                   {"title": "여야, 예산안 합의", "label": "politics"}]  # no part: a tune row
+    keys = held_out_keys(gold, annotations)
+    assert keys == {normalize_title(t).key for t in ("경찰, 강도 피의자 체포", "코스피 2800선 회복", "여야, 예산안 합의")}
+    assert held_out_keys(gold) == {normalize_title("경찰, 강도 피의자 체포").key}
 
 
 def test_a_gold_title_is_never_an_annotation():
@@ -147,8 +159,8 @@ def test_promote_needs_a_gain_beyond_noise_and_ties_go_to_the_faster_model():
     assert should_replace(fast, {**slow_tied, "champion": True})[0]  # a tie: the faster one takes it
     assert not should_replace(version("x", truth, base, per_second=9000), {**slow_better, "champion": True})[0]
     # candidate: the best, or the fastest version tied with it
-    assert propose([fast, slow_tied])[0] is fast
-    assert propose([fast, slow_better])[0] is slow_better
+    assert pick_candidate([fast, slow_tied])[0] is fast
+    assert pick_candidate([fast, slow_better])[0] is slow_better
 
 
 def test_versions_scored_on_other_items_are_not_paired():
@@ -156,10 +168,10 @@ def test_versions_scored_on_other_items_are_not_paired():
     legacy = {"name": "headline-topic", "version": "1", "run_id": "old", "champion": True,
               "tags": {"model_kind": "tfidf", "gold_macro_f1": "0.99"}}
     fresh = version("kobert", truth, base, per_second=600)
-    assert propose([legacy, fresh]) == (fresh, legacy)  # the legacy version is never the candidate
+    assert pick_candidate([legacy, fresh]) == (fresh, legacy)  # the legacy version is never the candidate
     assert should_replace(fresh, legacy)[0]
     other_items = version("tfidf", truth, truth, per_second=5000, items="0" * 16)
-    assert propose([other_items, fresh])[0] is other_items  # best; the other is not paired, so not tied
+    assert pick_candidate([other_items, fresh])[0] is other_items  # best; the other is not paired, so not tied
     ok, why = should_replace(fresh, {**other_items, "champion": True})
     assert ok and "pair" in why
     relabeled = version("tfidf", [TOPICS[(TOPICS.index(t) + 1) % 4] for t in truth], base, per_second=5000)

@@ -63,7 +63,12 @@ def test_graph_sees_lazy_and_package_imports():
     edges = graph()
     assert "pipeline.tracking" in edges["pipeline.train"]  # imported inside a function
     assert "pipeline.models.base" in edges["pipeline.models.kobert"]
-    assert "pipeline.review" in edges["pipeline.label"]
+    assert "pipeline.manual" in edges["pipeline.label"]
+
+
+def test_label_does_not_import_the_interactive_review():
+    edges = graph()
+    assert "pipeline.manual" in edges["pipeline.review"] and "pipeline.review" not in edges["pipeline.label"]
 
 
 def test_pipeline_has_no_import_circle():

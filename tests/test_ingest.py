@@ -8,7 +8,7 @@ from pipeline import REPO_ROOT
 from pipeline.cli import UserError
 from pipeline.config import DataConfig, load_config
 from pipeline.ingest import (
-    COLUMNS,
+    HEADLINE_COLUMNS,
     build_table,
     ingest,
     iso_date,
@@ -87,8 +87,8 @@ def test_ingest_all_sources_and_is_deterministic(data_env, tmp_path):
     assert {r["source_file"] for r in first} >= {"ynat_train.csv", "naver_2026-06-05.csv", "dailies_2026-02.csv",
                                                   "board.html", "newslist.html", "board_2024-07-31.txt"}
     assert next(r["section"] for r in first if r["source"] == "dailies_2026-02") == "economy|it"  # as given
-    write_csv(tmp_path / "a.csv", COLUMNS, first)
-    write_csv(tmp_path / "b.csv", COLUMNS, second)
+    write_csv(tmp_path / "a.csv", HEADLINE_COLUMNS, first)
+    write_csv(tmp_path / "b.csv", HEADLINE_COLUMNS, second)
     assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
 
 

@@ -246,6 +246,19 @@ def test_round_trip_gives_same_probabilities(tiny_run):
     assert np.allclose(again.predict_proba(titles), tiny_run["model"].predict_proba(titles), atol=1e-5)
 
 
+def test_a_model_saved_with_the_retired_kobert_seed_still_loads(tiny_run, tmp_path):
+    import shutil
+
+    model_dir = tmp_path / "old"
+    shutil.copytree(tiny_run["tmp"] / "model", model_dir)
+    meta = json.loads((model_dir / "model.json").read_text(encoding="utf-8"))
+    meta["config"]["seed"] = 13  # as saved before #22
+    (model_dir / "model.json").write_text(json.dumps(meta), encoding="utf-8")
+    titles = ["경찰, 절도범 체포", "코스피 2800선 회복"]
+    assert np.allclose(load_model(model_dir).predict_proba(titles), tiny_run["model"].predict_proba(titles),
+                       atol=1e-5)
+
+
 def test_training_gives_pretraining_every_headline_and_the_teacher_only_unlabeled_ones(tiny_run):
     from pipeline.text import normalize_title
 

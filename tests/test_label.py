@@ -4,7 +4,7 @@ from pipeline import LABELS
 from pipeline.config import CONFIG_DIR, LabelConfig, Rule, load_config
 from pipeline.label import Labeler, label_table, rule_counts
 from pipeline.labelmodel import LabelModel, smoothed_accuracy
-from pipeline.review import read_manual
+from pipeline.manual import read_manual
 from pipeline.text import normalize_title
 
 
@@ -73,11 +73,11 @@ def test_substrings_of_longer_words_do_not_vote(labeler, title):
 
 def test_label_model_weighs_votes_by_accuracy():
     model = LabelModel(LABELS, {"good": 0.95, "weak": 0.6})
-    assert model.decide([("good", "crime"), ("weak", "politics")], 0.5)[0] == "crime"
-    assert model.decide([("weak", "politics")], 0.7) == ("", pytest.approx(0.6))  # abstains below threshold
-    label, confidence = model.decide([("good", "crime"), ("weak", "crime")], 0.5)
+    assert model.vote([("good", "crime"), ("weak", "politics")], 0.5)[0] == "crime"
+    assert model.vote([("weak", "politics")], 0.7) == ("", pytest.approx(0.6))  # abstains below threshold
+    label, confidence = model.vote([("good", "crime"), ("weak", "crime")], 0.5)
     assert label == "crime" and confidence > 0.95  # agreement raises confidence
-    assert model.decide([], 0.0) == ("", 0.0)
+    assert model.vote([], 0.0) == ("", 0.0)
 
 
 def test_a_section_does_not_outvote_a_crime_rule():
@@ -87,8 +87,8 @@ def test_a_section_does_not_outvote_a_crime_rule():
     blind = LabelModel(LABELS, accuracies, {"section:Politics": ("crime",)})
     plain = LabelModel(LABELS, accuracies)
     votes = [("section:Politics", "politics"), ("crime_justice", "crime")]
-    assert blind.decide(votes, 0.6)[0] == "crime" and plain.decide(votes, 0.6)[0] == "politics"
-    assert blind.decide(votes[:1], 0.6) == plain.decide(votes[:1], 0.6)  # no crime vote: blindness is moot
+    assert blind.vote(votes, 0.6)[0] == "crime" and plain.vote(votes, 0.6)[0] == "politics"
+    assert blind.vote(votes[:1], 0.6) == plain.vote(votes[:1], 0.6)  # no crime vote: blindness is moot
     assert blind.posterior(votes[:1])[LABELS.index("politics")] > 0.9
 
 

@@ -157,6 +157,33 @@ def test_predict_cli_plain_output(run_env):
     assert label == "sports" and 0.25 < float(confidence) <= 1
 
 
+def test_predict_cli_answers_several_titles_in_order(run_env):
+    titles = ["코스피 2800선 회복", "프로야구 LG, 두산에 역전승", CRIME_TITLE]
+    proc = predict_cli("--model", str(run_env["model_dir"]), *titles)
+    assert proc.returncode == 0, proc.stderr
+    assert [line.split()[0] for line in proc.stdout.splitlines()] == ["business", "sports", "crime"]
+    proc = predict_cli("--model", str(run_env["model_dir"]), "--json", *titles)
+    out = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [o["title"] for o in out] == titles and [o["label"] for o in out] == ["business", "sports", "crime"]
+
+
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_predict_cli_bad_title_among_good_ones(run_env, json_flag):
+    titles = ["코스피 2800선 회복", "   ", "프로야구 LG, 두산에 역전승"]
+    proc = subprocess.run([sys.executable, "-m", "pipeline.predict", "--model", str(run_env["model_dir"]),
+                           *json_flag, *titles], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 3  # the good ones answered, the bad one's error in its place
+    if json_flag:
+        out = [json.loads(line) for line in lines]
+        assert [o["label"] for o in out] == ["business", None, "sports"] and "empty" in out[1]["error"]
+    else:
+        assert lines[0].startswith("business ") and lines[1] == "error: empty title"
+        assert lines[2].startswith("sports ")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert proc.stderr.startswith("error: 1 of 3 titles could not be classified (title 2: empty title)")
+
+
 def test_predict_input_keeps_every_line_in_order(run_env):
     lines = ["코스피 2800선 회복", "", "경찰, 절도 피의자 체포", "   ", "just english", "프로야구 LG 역전승"]
     proc = predict_cli("--model", str(run_env["model_dir"]), "--input", "-", stdin="\n".join(lines) + "\n")
@@ -190,7 +217,8 @@ def test_abstain_and_calibration_metrics_logged(run_env):
     (["   "], "error: empty title"),
     (["--model", "/no/such/model", "경찰 체포"], "error: model directory not found"),
     (["--input", "/no/such/file.txt"], "error: cannot read input file"),
-    ([], "error: give either one headline or --input"),
+    ([], "error: give one or more headlines, or --input PATH"),
+    (["경찰 체포", "--input", "-"], "error: give headlines or --input PATH, not both"),
 ])
 def test_predict_cli_errors_are_one_line(run_env, args, message):
     proc = subprocess.run([sys.executable, "-m", "pipeline.predict", *args], cwd=REPO_ROOT, capture_output=True,

@@ -12,9 +12,9 @@ import pytest
 from pipeline import LABELS, REPO_ROOT
 from pipeline.config import Rule
 from pipeline.io import read_csv, write_csv
-from pipeline.label import COLUMNS as LABELED_COLUMNS
+from pipeline.label import LABELED_COLUMNS
 from pipeline.propose import (
-    COLUMNS,
+    PROPOSAL_COLUMNS,
     count_terms,
     matched_by,
     neighbours,
@@ -226,7 +226,7 @@ def test_command_proposes_what_the_rules_miss_and_writes_the_review_table(fixtur
                                       "--min-count", "3", "--confidence", "0.5", "--neighbours", "2"])
     propose.main()
     out = capsys.readouterr().out
-    rows = read_csv(fixture_run["tmp"] / "review" / "proposed_crime.csv", required=COLUMNS)
+    rows = read_csv(fixture_run["tmp"] / "review" / "proposed_crime.csv", required=PROPOSAL_COLUMNS)
     terms = {r["term"] for r in rows}
     # crime templates the one-word rules miss (검거, 입건, 기소, ...) must surface; 살인 is a rule already
     assert terms & {"검거", "입건", "기소", "체포", "혐의", "보이스피싱", "음주", "편취"}, out

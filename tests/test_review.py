@@ -5,7 +5,8 @@ import pytest
 from pipeline.audit import ISSUE_COLUMNS
 from pipeline.config import DataConfig
 from pipeline.io import read_csv, write_csv
-from pipeline.review import read_manual, review
+from pipeline.manual import read_manual
+from pipeline.review import review
 
 
 @pytest.fixture

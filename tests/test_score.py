@@ -71,29 +71,29 @@ def check(output, model, titles: list[str | None], key: str = "row_id") -> pd.Da
 
 
 def test_text_lines_keep_their_order_and_bad_lines_get_an_error(spark, champion, tmp_path):
-    from pipeline.score import default_model_uri, score
+    from pipeline.score import default_model_uri, score_files
 
     source = tmp_path / "headlines.txt"
     source.write_text("".join(f"{t}\n" for t in TITLES), encoding="utf-8")
-    n, errors = score(spark, str(source), str(tmp_path / "out"), default_model_uri())
+    n, errors = score_files(spark, str(source), str(tmp_path / "out"), default_model_uri())
     assert (n, errors) == (len(TITLES), 3)
     check(tmp_path / "out", champion["model"], TITLES)
 
 
 def test_json_lines_and_parquet_keep_an_existing_key(spark, champion, tmp_path):
-    from pipeline.score import default_model_uri, score
+    from pipeline.score import default_model_uri, score_files
 
     lines = [json.dumps({"id": i, "title": t}, ensure_ascii=False) for i, t in enumerate(TITLES)]
     lines.insert(2, json.dumps({"id": 100}))  # no title: an error row, not dropped
     (tmp_path / "in.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    n, _ = score(spark, str(tmp_path / "in.jsonl"), str(tmp_path / "json_out"), default_model_uri(), key="id")
+    n, _ = score_files(spark, str(tmp_path / "in.jsonl"), str(tmp_path / "json_out"), default_model_uri(), key="id")
     assert n == len(TITLES) + 1
     frame = pd.read_parquet(tmp_path / "json_out")
     assert list(frame["id"]) == [0, 1, 100, *range(2, len(TITLES))]
     assert frame.loc[2, "error"] == "missing title"
 
     pd.DataFrame({"id": range(len(TITLES)), "title": TITLES}).to_parquet(tmp_path / "in.parquet")
-    score(spark, str(tmp_path / "in.parquet"), str(tmp_path / "pq_out"), default_model_uri(), key="id")
+    score_files(spark, str(tmp_path / "in.parquet"), str(tmp_path / "pq_out"), default_model_uri(), key="id")
     check(tmp_path / "pq_out", champion["model"], TITLES, key="id")
 
 

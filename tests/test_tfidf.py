@@ -1,4 +1,4 @@
-"""The TF-IDF kind's lean form: numpy arrays that give scikit-learn's probabilities without scikit-learn."""
+"""The TF-IDF kind's numpy form (NumpyTfidfScorer): arrays that give scikit-learn's probabilities without scikit-learn."""
 
 import numpy as np
 import pytest
@@ -32,7 +32,7 @@ def test_character_terms_are_scikit_learns(fitted):
     assert (counts == counter.transform(texts).toarray()).all()
 
 
-def test_lean_probabilities_equal_the_fitted_pipelines(fitted):
+def test_numpy_scorer_probabilities_equal_the_fitted_pipelines(fitted):
     model, titles = fitted
     texts = model.texts([*titles, *ODD])
     assert len(texts) > 200

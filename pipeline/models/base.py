@@ -123,7 +123,9 @@ class TopicModel(ABC):
                             f"this version reads {TEXT_VERSION}: retrain it (make train)")
         verify_files(model_dir, meta.files)  # before any weights file is opened
         check_listed(model_dir, meta.files, cls.files_read)
-        model = cls(validate(cls.config_class(), meta.config, where), meta.labels)
+        config_class = cls.config_class()
+        saved = {k: v for k, v in meta.config.items() if k not in config_class.RETIRED}
+        model = cls(validate(config_class, saved, where), meta.labels)
         model.metrics, model.info = raw.get("metrics", {}), raw.get("info", {})
         model.calibration = meta.calibration.model_dump() if meta.calibration else None
         model.threshold, model.other_threshold = meta.abstain_threshold, meta.other_threshold

@@ -177,7 +177,7 @@ class KobertModel(TopicModel):
             reason = str(err).splitlines()[0] if str(err) else type(err).__name__
             print(f"checkpoint {c.checkpoint} not available ({reason}); "
                   "building a KoBERT-style model locally", file=sys.stderr, flush=True)
-            source = self._local_pretrained(inputs)
+            source = self._local_pretrained(inputs, seed)
             tokenizer = AutoTokenizer.from_pretrained(str(source))
             hf_logging.set_verbosity_error()  # an MLM checkpoint has no classifier head yet: expected, not news
             self.info["checkpoint"] = f"local:{source.name}"
@@ -188,8 +188,8 @@ class KobertModel(TopicModel):
                             f"{network.config.vocab_size}: inputs would be garbage")
         return tokenizer, network
 
-    def _local_pretrained(self, inputs: FitInputs) -> Path:
-        """Tokenizer + MLM-pretrained small BERT on the headline corpus, cached by corpus and config."""
+    def _local_pretrained(self, inputs: FitInputs, seed: int) -> Path:
+        """Tokenizer + MLM-pretrained small BERT on the headline corpus, cached by corpus, config and seed."""
         # the tokenizer and the MLM learn from the text the classifier reads (model_text), not the raw headlines:
         # pieces for quotes and tags would be wasted vocabulary, and would teach the source's style
         c, corpus = self.config, self.texts(inputs.corpus)
@@ -197,7 +197,7 @@ class KobertModel(TopicModel):
             raise UserError("offline KoBERT build needs a headline corpus (FitInputs.corpus)")
         recipe = json.dumps({"format": 2, **{k: getattr(c, k) for k in (  # 2: fast tokenizer files (tokenizer.json)
             "vocab_size", "hidden_size", "layers", "heads", "max_length", "pretrain_epochs", "pretrain_lr", "mask_prob",
-            "batch_size", "seed")}})
+            "batch_size")}, "seed": seed})
         digest = hashlib.sha256((recipe + "\n".join(corpus)).encode()).hexdigest()[:12]
         target = c.pretrained_dir / f"kobert-local-{digest}"
         if (target / "config.json").is_file() and (target / "tokenizer.json").is_file():
@@ -212,7 +212,7 @@ class KobertModel(TopicModel):
             self.info["tokenizer_seconds"] = round(time.perf_counter() - start, 1)
             _log(f"tokenizer: {len(tokenizer)} pieces in {self.info['tokenizer_seconds']} s")
             start = time.perf_counter()
-            network = self._pretrain(tokenizer, corpus, inputs.log)  # every process of a data-parallel launch
+            network = self._pretrain(tokenizer, corpus, inputs.log, seed)  # every process of a data-parallel launch
             self.info["pretrain_seconds"] = round(time.perf_counter() - start, 1)
             if state.is_main_process:  # one process writes the cache; the others wait for it below
                 network.save_pretrained(str(staging))
@@ -224,9 +224,9 @@ class KobertModel(TopicModel):
         state.wait_for_everyone()
         return target
 
-    def _pretrain(self, tokenizer: PreTrainedTokenizerFast, corpus: list[str], log: EpochLog | None):
+    def _pretrain(self, tokenizer: PreTrainedTokenizerFast, corpus: list[str], log: EpochLog | None, seed: int):
         c = self.config
-        torch.manual_seed(c.seed)
+        torch.manual_seed(seed)
         bert = BertConfig(vocab_size=len(tokenizer), hidden_size=c.hidden_size, num_hidden_layers=c.layers,
                           num_attention_heads=c.heads, intermediate_size=4 * c.hidden_size,
                           max_position_embeddings=max(64, c.max_length), pad_token_id=PAD, type_vocab_size=2)
@@ -234,7 +234,7 @@ class KobertModel(TopicModel):
         held = max(1, min(2000, len(rows) // 50))  # a fixed slice for the validation MLM loss per epoch
         with tempfile.TemporaryDirectory() as out:
             trainer = Trainer(
-                model=_MaskedOnlyMLM(bert), args=_args(out, c, c.seed, c.pretrain_epochs, c.pretrain_lr,
+                model=_MaskedOnlyMLM(bert), args=_args(out, c, seed, c.pretrain_epochs, c.pretrain_lr,
                                                         save_strategy="no", prediction_loss_only=True),
                 train_dataset=rows[held:], eval_dataset=rows[:held], callbacks=[_Curves("pretrain", log)],
                 data_collator=DataCollatorForLanguageModeling(tokenizer, mlm_probability=c.mask_prob))

@@ -3,7 +3,7 @@
 
 Hyper-parameters: TfidfConfig (pipeline/config.py), where the choice of word pieces is measured. scikit-learn
 fits it; what is saved and what predicts is the fitted model as plain arrays (vocabularies, idf, coefficients,
-the subword tokenizer's JSON) applied with numpy (`Lean`): the same probabilities without importing
+the subword tokenizer's JSON) applied with numpy (`NumpyTfidfScorer`): the same probabilities without importing
 scikit-learn, and no pickle, so loading a model runs no code.
 """
 
@@ -163,7 +163,7 @@ class PieceUnits:
         return self.ngrams.hits(ranks, rows)
 
 
-class Lean:
+class NumpyTfidfScorer:
     """A fitted TF-IDF + logistic-regression model as arrays: one vocabulary and idf per feature block,
     sublinear tf, l2 norm per block, then softmax(X W^T + b)."""
 
@@ -177,7 +177,7 @@ class Lean:
             self.units.append(PieceUnits(blocks[1][0], word_pieces(config, subwords)))
 
     @classmethod
-    def from_pipeline(cls, pipeline, config: TfidfConfig, subwords: str | None) -> Lean:
+    def from_pipeline(cls, pipeline, config: TfidfConfig, subwords: str | None) -> NumpyTfidfScorer:
         c = config
         vectorizers = [t if hasattr(t, "idf_") else t.steps[-1][1] for _, t in pipeline.named_steps["features"]
                        .transformer_list]
@@ -221,7 +221,7 @@ class Lean:
         np.savez(path, **arrays)
 
     @classmethod
-    def load(cls, path: Path, config: TfidfConfig) -> Lean:
+    def load(cls, path: Path, config: TfidfConfig) -> NumpyTfidfScorer:
         c = config
         ranges = [(c.char_ngram_min, c.char_ngram_max), (1, c.word_ngram_max)]
         with np.load(path, allow_pickle=False) as npz:  # plain arrays: nothing in the file can run code
@@ -254,7 +254,7 @@ class TfidfModel(TopicModel):
     def __init__(self, config: TfidfConfig, labels: Sequence[str] = ()):
         super().__init__(config, labels)
         self.pipeline = None  # the fitted scikit-learn pipeline, in the training process only
-        self.lean: Lean | None = None
+        self.scorer: NumpyTfidfScorer | None = None
 
     def _build(self, seed: int, pieces: Tokenize | None):
         from sklearn.feature_extraction.text import TfidfVectorizer
@@ -282,21 +282,21 @@ class TfidfModel(TopicModel):
         subwords = train_subwords(texts, self.config.subword_vocab) if self.config.words == "subwords" else None
         self.pipeline = self._build(seed, word_pieces(self.config, subwords)).fit(texts, list(labels), **weights)
         self.labels = tuple(self.pipeline.classes_)
-        self.lean = Lean.from_pipeline(self.pipeline, self.config, subwords)
+        self.scorer = NumpyTfidfScorer.from_pipeline(self.pipeline, self.config, subwords)
         return self
 
     def predict_raw(self, titles: Sequence[str]) -> np.ndarray:
-        if self.lean is None:
+        if self.scorer is None:
             raise RuntimeError("model is not fitted")
-        return self.lean.predict_proba(self.texts(titles))
+        return self.scorer.predict_proba(self.texts(titles))
 
     def _save_weights(self, model_dir: Path) -> None:
-        self.lean.save(model_dir / WEIGHTS_FILE)
+        self.scorer.save(model_dir / WEIGHTS_FILE)
 
     def _load_weights(self, model_dir: Path) -> None:
         if not (model_dir / WEIGHTS_FILE).is_file() and (model_dir / "sklearn_pipeline.pkl").is_file():
             raise ValueError("saved as a pickle by an older version, which is no longer loaded: retrain it "
                              "(make train-tfidf)")
-        self.lean = Lean.load(model_dir / WEIGHTS_FILE, self.config)
-        if self.lean.coef.shape[0] != len(self.labels):
-            raise ValueError(f"{self.lean.coef.shape[0]} coefficient rows for {len(self.labels)} labels")
+        self.scorer = NumpyTfidfScorer.load(model_dir / WEIGHTS_FILE, self.config)
+        if self.scorer.coef.shape[0] != len(self.labels):
+            raise ValueError(f"{self.scorer.coef.shape[0]} coefficient rows for {len(self.labels)} labels")
