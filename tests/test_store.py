@@ -14,7 +14,7 @@ import pytest
 from pipeline import REPO_ROOT, store
 from pipeline.cli import UserError
 from pipeline.io import sha256_file, write_csv
-from pipeline.label import COLUMNS as LABELED_COLUMNS
+from pipeline.label import LABELED_COLUMNS
 from tests.conftest import label_data_folder, offline_env
 
 TITLE = "[속보] 경찰, '은평 일본도 살인' 가해자 구속영장 신청"
