@@ -48,9 +48,8 @@ def headlines(n: int) -> list[str]:
 def register(model_dir: Path, store: Path) -> str:
     """Log and register MODEL_DIR in a temporary store as `make train` does; returns the tracking URI."""
     import mlflow
-    import pandas as pd
 
-    from pipeline import tracking
+    from pipeline import registry, serving
     from pipeline.models.base import read_meta
 
     uri = f"sqlite:///{store}/mlflow.db"
@@ -58,14 +57,9 @@ def register(model_dir: Path, store: Path) -> str:
     mlflow.set_tracking_uri(uri)
     experiment = mlflow.create_experiment("bench", artifact_location=(store / "artifacts").as_uri())
     with mlflow.start_run(experiment_id=experiment):
-        info = mlflow.pyfunc.log_model(name="model", python_model=tracking.HeadlineTopicPyfunc(),
-                                       artifacts={"model_dir": str(model_dir)},
-                                       code_paths=[str(REPO / "pipeline")],
-                                       pip_requirements=tracking._pip_requirements(read_meta(model_dir)["kind"]),
-                                       signature=tracking.model_signature(),
-                                       input_example=pd.DataFrame({"title": tracking.EXAMPLE_TITLES}))
-    version = mlflow.register_model(info.model_uri, tracking.MODEL_NAME)
-    tracking.set_champion(version.version)
+        model_uri = serving.log_pyfunc(model_dir, read_meta(model_dir)["kind"])
+    version = mlflow.register_model(model_uri, registry.MODEL_NAME)
+    registry.set_champion(version.version)
     return uri
 
 

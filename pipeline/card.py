@@ -4,7 +4,7 @@
     make card
 
 Reads the latest finished run of each model kind in the MLflow experiment and the registered champion (through
-pipeline.tracking, the only module that imports mlflow), and the prediction bench's results when `make bench`
+pipeline.registry), and the prediction bench's results when `make bench`
 has written them. Every figure carries the date of the run or bench that measured it and the command that
 reproduces it. `build_card` is the pure core (runs, champion, bench -> markdown); `main` reads and writes the
 file atomically. Nothing here measures anything: rerun `make train` / `make bench`, then `make card`.
@@ -18,14 +18,28 @@ from pathlib import Path
 
 from pipeline import REPO_ROOT, TOPICS
 from pipeline.cli import UserError, run
-from pipeline.gold import MIN_TOPIC_ITEMS, REPORT, TUNE
+from pipeline.gold import MIN_TOPIC_ITEMS
 from pipeline.io import atomic_path
+from pipeline.names import (
+    ABSTAIN_THRESHOLD,
+    CHECKPOINT,
+    KIND,
+    OTHER_THRESHOLD,
+    REPORT,
+    TIME,
+    TRAIN_DATA,
+    TRAIN_ROWS,
+    TRAIN_SECONDS,
+    TUNE,
+    VAL,
+    metric,
+    slices_in,
+)
 
 CARD = REPO_ROOT / "MODEL_CARD.md"
 BENCH = REPO_ROOT / "bench" / "results" / "predict.json"
 EXPERIMENT = "headline-topics"
 KIND_ORDER = ("tfidf", "kobert", "ensemble")
-SLICES = ("gold_file_", "gold_source_")
 MISSING = "—"
 
 HEADER = f"""# Model card: headline-topic
@@ -94,7 +108,7 @@ def champion_section(runs: list[dict], champion: dict | None) -> str:
     tags = champion["tags"]
     run_ = next((r for r in runs if r["run_id"] == champion["run_id"]), None)
     when = f", started {started(run_['start_time'])}" if run_ else ""
-    return (f"`headline-topic` version {champion['version']} (alias `champion`): **{tags.get('model_kind', '?')}**, "
+    return (f"`headline-topic` version {champion['version']} (alias `champion`): **{tags.get(KIND, '?')}**, "
             f"MLflow run `{champion['run_id']}`{when}. Crowned by `make promote` (paired bootstrap on all gold, "
             "and worse beyond noise on no gold source: docs/evaluation.md); `predict` without `--model`, "
             "`make serve` and `make score` answer with it.")
@@ -106,19 +120,21 @@ def runs_section(runs: list[dict], row: dict[str, str]) -> str:
     rows = []
     for r in runs:
         m, tags = r["metrics"], r["tags"]
-        phases = ", ".join(f"{k.removesuffix('_seconds')} {v:,.1f}" for k, v in sorted(m.items())
-                           if k.endswith("_seconds") and k != "train_seconds") or MISSING
+        phases = ", ".join(f"{k.removeprefix(f'{TIME}/').removesuffix('_seconds')} {v:,.1f}"
+                           for k, v in sorted(m.items())
+                           if k.startswith(f"{TIME}/") and k.endswith("_seconds") and k != TRAIN_SECONDS) or MISSING
         rows.append([row[r["run_id"]], f"`{r['run_name']}`", started(r.get("start_time")),
-                     f"`make train` (alone: `make train-{r['kind']}`)", f"`{tags.get('checkpoint', 'none')}`",
-                     f"`{tags.get('train_data_sha256', '')[:12]}`", count(m.get("train_rows")),
-                     number(m.get("train_seconds"), 1), phases])
+                     f"`make train` (alone: `make train-{r['kind']}`)", f"`{tags.get(CHECKPOINT, 'none')}`",
+                     f"`{tags.get(TRAIN_DATA, '')[:12]}`", count(m.get(TRAIN_ROWS)),
+                     number(m.get(TRAIN_SECONDS), 1), phases])
     return table(columns, rows)
 
 
 def report_section(runs: list[dict], row: dict[str, str]) -> str:
     columns = ["kind", "in-scope items", "macro-F1 [95% CI]", *(f"F1 {t}" for t in TOPICS)]
-    rows = [[row[r["run_id"]], count(r["metrics"].get(f"{REPORT}_n")), interval(r["metrics"], f"{REPORT}_macro_f1"),
-             *(number(r["metrics"].get(f"{REPORT}_f1_{t}")) for t in TOPICS)] for r in runs]
+    rows = [[row[r["run_id"]], count(r["metrics"].get(metric(REPORT, "n"))),
+             interval(r["metrics"], metric(REPORT, "macro_f1")),
+             *(number(r["metrics"].get(metric(REPORT, f"f1_{t}"))) for t in TOPICS)] for r in runs]
     return table(columns, rows)
 
 
@@ -128,25 +144,22 @@ def abstain_section(runs: list[dict], row: dict[str, str]) -> str:
     rows = []
     for r in runs:
         m = r["metrics"]
-        rows.append([row[r["run_id"]], interval(m, f"{REPORT}_coverage", share),
-                     share(m.get(f"{REPORT}_other_abstained")), number(m.get(f"{REPORT}_kept_accuracy")),
-                     number(m.get(f"{REPORT}_kept_macro_f1")), number(m.get(f"{REPORT}_ece"))])
+        rows.append([row[r["run_id"]], interval(m, metric(REPORT, "coverage"), share),
+                     share(m.get(metric(REPORT, "other_abstained"))), number(m.get(metric(REPORT, "kept_accuracy"))),
+                     number(m.get(metric(REPORT, "kept_macro_f1"))), number(m.get(metric(REPORT, "ece")))])
     return table(columns, rows)
 
 
 def slice_section(runs: list[dict], row: dict[str, str]) -> str | None:
     """One row per gold file and source, one column per run: macro-F1 [95% CI] over the topics it has enough of."""
-    # a slice is what has an interval (<slice>_macro_f1_lo): <slice>_kept_macro_f1 is a figure of the slice, not one
-    found = sorted({k.removesuffix("_macro_f1_lo") for r in runs for k in r["metrics"]
-                    if k.startswith(SLICES) and k.endswith("_macro_f1_lo")},
-                   key=lambda n: (not n.startswith(SLICES[0]), n))
+    found = slices_in({k for r in runs for k in r["metrics"]})
     if not found:
         return None
     rows = []
     for name in found:
-        n = next((r["metrics"][f"{name}_n"] for r in runs if f"{name}_n" in r["metrics"]), None)
-        kind, _, value = name.removeprefix("gold_").partition("_")
-        rows.append([f"{kind} `{value}`", count(n), *(interval(r["metrics"], f"{name}_macro_f1") for r in runs)])
+        n = next((r["metrics"][metric(name, "n")] for r in runs if metric(name, "n") in r["metrics"]), None)
+        kind, _, value = name.removeprefix("gold_").partition("/")
+        rows.append([f"{kind} `{value}`", count(n), *(interval(r["metrics"], metric(name, "macro_f1")) for r in runs)])
     return table(["gold slice", "in-scope items", *(row[r["run_id"]] for r in runs)], rows)
 
 
@@ -157,10 +170,10 @@ def tune_section(runs: list[dict], row: dict[str, str]) -> str:
     rows = []
     for r in runs:
         m = r["metrics"]
-        rows.append([row[r["run_id"]], count(m.get(f"{TUNE}_n")), number(m.get(f"{TUNE}_macro_f1")),
-                     number(m.get(f"{TUNE}_f1_crime")), share(m.get(f"{TUNE}_coverage")),
-                     share(m.get(f"{TUNE}_other_abstained")), number(m.get("abstain_threshold")),
-                     number(m.get("other_threshold")), number(m.get("val_macro_f1"))])
+        rows.append([row[r["run_id"]], count(m.get(metric(TUNE, "n"))), number(m.get(metric(TUNE, "macro_f1"))),
+                     number(m.get(metric(TUNE, "f1_crime"))), share(m.get(metric(TUNE, "coverage"))),
+                     share(m.get(metric(TUNE, "other_abstained"))), number(m.get(ABSTAIN_THRESHOLD)),
+                     number(m.get(OTHER_THRESHOLD)), number(m.get(metric(VAL, "macro_f1")))])
     return table(columns, rows)
 
 
@@ -188,8 +201,8 @@ def bench_section(bench: dict | None) -> str:
 
 
 def build_card(runs: list[dict], champion: dict | None, bench: dict | None) -> str:
-    """MODEL_CARD.md from run records (pipeline.tracking.latest_runs / run_record), the champion's registered
-    version (pipeline.tracking.registered_versions, or None) and the bench's results (or None)."""
+    """MODEL_CARD.md from run records (pipeline.registry.latest_runs / run_record), the champion's registered
+    version (pipeline.registry.registered_versions, or None) and the bench's results (or None)."""
     parts = [HEADER]
     if not runs:
         parts.append("## Runs\n\nNo runs yet: run `make train && make card`.")
@@ -202,7 +215,7 @@ def build_card(runs: list[dict], champion: dict | None, bench: dict | None) -> s
             "what the kind was fitted on (the ensemble: the tune part its weights were fitted on). Train seconds: "
             "the fit, pretraining and distillation included; phases: what a kind times itself.\n\n"
             + runs_section(runs, row),
-            "## All gold (report only)\n\nEvery gold file together (`gold_report_*`): scored once, after every "
+            "## All gold (report only)\n\nEvery gold file together (`report/*`): scored once, after every "
             "choice was made; nothing was chosen on it. The answer is forced to one of the four topics; 95% "
             "percentile-bootstrap intervals over the items. One headline moves a small topic's F1 visibly: "
             "read the intervals, not the third decimal.\n\n" + report_section(runs, row),
@@ -234,12 +247,12 @@ def read_bench(path: Path) -> dict | None:
 
 def write_card(out: Path = CARD, experiment: str = EXPERIMENT, bench: Path = BENCH) -> str:
     """Read the store and the bench, write the card atomically; returns its text."""
-    from pipeline import tracking
+    from pipeline import registry
 
-    runs = tracking.latest_runs(experiment)
-    champion = next((v for v in tracking.registered_versions() if v["champion"]), None)
+    runs = registry.latest_runs(experiment)
+    champion = next((v for v in registry.registered_versions() if v["champion"]), None)
     if champion is not None and runs and all(r["run_id"] != champion["run_id"] for r in runs):
-        runs.append(tracking.run_record(champion["run_id"]))  # crowned, though a later run of its kind exists
+        runs.append(registry.run_record(champion["run_id"]))  # crowned, though a later run of its kind exists
     text = build_card(runs, champion, read_bench(bench))
     with atomic_path(out) as tmp:
         tmp.write_text(text, encoding="utf-8")

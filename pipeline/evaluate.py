@@ -1,9 +1,10 @@
 """Evaluation shared by every model kind, so all runs report the same metric names.
 
-Names: <split>_macro_f1, <split>_accuracy, <split>_{precision,recall,f1}_<topic> over the four topics
-(split: val, tune — the annotations' tune part —, gold_report — all gold —, gold_file_<file> and
-gold_source_<source>); `other` items are counted apart (<split>_other_*). A gold slice's macro-F1 averages
-the topics it has enough items of (pipeline.gold.scored_topics); per-topic figures are always there.
+Names (pipeline.names): report/macro_f1, report/accuracy, report/{precision,recall,f1}_<topic> over the four
+topics, and so for each split (val, tune — the annotations' tune part —, report — all gold —); a gold slice's are
+gold_file/<file>_macro_f1 and gold_source/<source>_macro_f1...; `other` items are counted apart (report/other_*).
+A gold slice's macro-F1 averages the topics it has enough items of (pipeline.gold.scored_topics); per-topic
+figures are always there.
 """
 
 from collections import Counter
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pipeline import OTHER, TOPICS
+from pipeline.names import key_prefix
 
 
 @dataclass
@@ -34,11 +36,12 @@ def classification_metrics(y_true: Sequence[str], y_pred: Sequence[str], prefix:
     """Macro-F1 over `topics`; accuracy and per-topic precision, recall and F1 over all four."""
     from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
+    pre = key_prefix(prefix)
     p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, labels=list(TOPICS), zero_division=0)
-    return {f"{prefix}_macro_f1": float(np.mean([f[TOPICS.index(t)] for t in topics])),
-            f"{prefix}_accuracy": float(accuracy_score(y_true, y_pred)),
-            f"{prefix}_n": float(len(y_true)),
-            **{f"{prefix}_{name}_{topic}": float(values[i]) for i, topic in enumerate(TOPICS)
+    return {f"{pre}macro_f1": float(np.mean([f[TOPICS.index(t)] for t in topics])),
+            f"{pre}accuracy": float(accuracy_score(y_true, y_pred)),
+            f"{pre}n": float(len(y_true)),
+            **{f"{pre}{name}_{topic}": float(values[i]) for i, topic in enumerate(TOPICS)
                for name, values in (("precision", p), ("recall", r), ("f1", f))}}
 
 
@@ -50,6 +53,7 @@ def evaluate(titles: Sequence[str], labels: Sequence[str], proba: np.ndarray, mo
     Topic metrics use the forced topic (best of the four), so runs with and without abstaining compare;
     abstain metrics use the real answer (`other` when the model abstains). `other` items counted apart.
     """
+    pre = key_prefix(prefix)
     from sklearn.metrics import confusion_matrix
 
     from pipeline.calibration import answer_labels, expected_calibration_error, reliability
@@ -63,21 +67,21 @@ def evaluate(titles: Sequence[str], labels: Sequence[str], proba: np.ndarray, mo
     others = [i for i, y in enumerate(labels) if y == OTHER]
     if others:
         spread = Counter(forced[i] for i in others)
-        metrics[f"{prefix}_other_n"] = float(len(others))
-        metrics.update({f"{prefix}_other_as_{t}": float(spread[t]) for t in TOPICS})
-        metrics[f"{prefix}_other_abstained"] = sum(answered[i] == OTHER for i in others) / len(others)
+        metrics[f"{pre}other_n"] = float(len(others))
+        metrics.update({f"{pre}other_as_{t}": float(spread[t]) for t in TOPICS})
+        metrics[f"{pre}other_abstained"] = sum(answered[i] == OTHER for i in others) / len(others)
     kept = [i for i in scope if answered[i] != OTHER]
-    metrics[f"{prefix}_coverage"] = len(kept) / max(len(scope), 1)
+    metrics[f"{pre}coverage"] = len(kept) / max(len(scope), 1)
     if kept:
         kept_metrics = classification_metrics([labels[i] for i in kept], [answered[i] for i in kept], "k")
-        metrics[f"{prefix}_kept_accuracy"] = kept_metrics["k_accuracy"]
-        metrics[f"{prefix}_kept_macro_f1"] = kept_metrics["k_macro_f1"]
+        metrics[f"{pre}kept_accuracy"] = kept_metrics["k/accuracy"]
+        metrics[f"{pre}kept_macro_f1"] = kept_metrics["k/macro_f1"]
     index = {label: i for i, label in enumerate(model_labels)}
     y_idx = np.array([index[labels[i]] for i in scope])
-    metrics[f"{prefix}_ece"] = expected_calibration_error(proba[scope], y_idx)
+    metrics[f"{pre}ece"] = expected_calibration_error(proba[scope], y_idx)
     curves = {"calibrated": reliability(proba[scope], y_idx)}
     if raw is not None:
-        metrics[f"{prefix}_ece_raw"] = expected_calibration_error(raw[scope], y_idx)
+        metrics[f"{pre}ece_raw"] = expected_calibration_error(raw[scope], y_idx)
         curves["raw"] = reliability(raw[scope], y_idx)
     errors = [{"title": titles[i], "label": labels[i], "predicted": answered[i],
                "confidence": round(float(confidence[i]), 4)}
@@ -88,34 +92,36 @@ def evaluate(titles: Sequence[str], labels: Sequence[str], proba: np.ndarray, mo
 
 
 def add_intervals(evaluation: Evaluation, prefix: str) -> None:
-    """Bootstrap 95% intervals (<metric>_lo/_hi) for macro-F1 and coverage, in place."""
+    """Bootstrap 95% intervals (<metric>_lo/_hi, e.g. report/macro_f1_lo) for macro-F1 and coverage, in place."""
     from pipeline.gold import coverage_interval, macro_f1_interval
 
+    pre = key_prefix(prefix)
     m = evaluation.metrics
-    for name, interval in ((f"{prefix}_macro_f1", macro_f1_interval(evaluation.truth, evaluation.forced,
-                                                                     evaluation.topics)),
-                           (f"{prefix}_coverage", coverage_interval(evaluation.kept))):
+    for name, interval in ((f"{pre}macro_f1", macro_f1_interval(evaluation.truth, evaluation.forced,
+                                                                 evaluation.topics)),
+                           (f"{pre}coverage", coverage_interval(evaluation.kept))):
         m[f"{name}_lo"], m[f"{name}_hi"] = interval.lo, interval.hi
 
 
 def format_report(evaluation: Evaluation, prefix: str) -> str:
+    pre = key_prefix(prefix)
     m = evaluation.metrics
-    interval = (f" [95% CI {m[f'{prefix}_macro_f1_lo']:.3f}-{m[f'{prefix}_macro_f1_hi']:.3f}]"
-                if f"{prefix}_macro_f1_lo" in m else "")
+    interval = (f" [95% CI {m[f'{pre}macro_f1_lo']:.3f}-{m[f'{pre}macro_f1_hi']:.3f}]"
+                if f"{pre}macro_f1_lo" in m else "")
     over = "" if evaluation.topics == TOPICS else f" over {'/'.join(evaluation.topics)}"
-    lines = [f"{prefix}: macro-F1{over} {m[f'{prefix}_macro_f1']:.3f}{interval}  accuracy "
-             f"{m[f'{prefix}_accuracy']:.3f}  (n={int(m[f'{prefix}_n'])})"]
-    lines += [f"  {t:<9} P {m[f'{prefix}_precision_{t}']:.3f}  R {m[f'{prefix}_recall_{t}']:.3f}  "
-              f"F1 {m[f'{prefix}_f1_{t}']:.3f}" for t in TOPICS]
-    if f"{prefix}_other_n" in m:
-        spread = ", ".join(f"{t} {int(m[f'{prefix}_other_as_{t}'])}" for t in TOPICS)
-        lines.append(f"  other ({int(m[f'{prefix}_other_n'])} items) forced to a topic: {spread}; "
-                     f"abstained on {m[f'{prefix}_other_abstained']:.1%}")
-    if f"{prefix}_kept_accuracy" in m:
-        cover = (f" [95% CI {m[f'{prefix}_coverage_lo']:.1%}-{m[f'{prefix}_coverage_hi']:.1%}]"
-                 if f"{prefix}_coverage_lo" in m else "")
-        lines.append(f"  abstaining: coverage {m[f'{prefix}_coverage']:.1%}{cover} of in-scope, accuracy on kept "
-                     f"{m[f'{prefix}_kept_accuracy']:.3f}, macro-F1 on kept {m[f'{prefix}_kept_macro_f1']:.3f}")
-    if f"{prefix}_ece_raw" in m:
-        lines.append(f"  ECE {m[f'{prefix}_ece_raw']:.3f} raw -> {m[f'{prefix}_ece']:.3f} calibrated")
+    lines = [f"{prefix}: macro-F1{over} {m[f'{pre}macro_f1']:.3f}{interval}  accuracy "
+             f"{m[f'{pre}accuracy']:.3f}  (n={int(m[f'{pre}n'])})"]
+    lines += [f"  {t:<9} P {m[f'{pre}precision_{t}']:.3f}  R {m[f'{pre}recall_{t}']:.3f}  "
+              f"F1 {m[f'{pre}f1_{t}']:.3f}" for t in TOPICS]
+    if f"{pre}other_n" in m:
+        spread = ", ".join(f"{t} {int(m[f'{pre}other_as_{t}'])}" for t in TOPICS)
+        lines.append(f"  other ({int(m[f'{pre}other_n'])} items) forced to a topic: {spread}; "
+                     f"abstained on {m[f'{pre}other_abstained']:.1%}")
+    if f"{pre}kept_accuracy" in m:
+        cover = (f" [95% CI {m[f'{pre}coverage_lo']:.1%}-{m[f'{pre}coverage_hi']:.1%}]"
+                 if f"{pre}coverage_lo" in m else "")
+        lines.append(f"  abstaining: coverage {m[f'{pre}coverage']:.1%}{cover} of in-scope, accuracy on kept "
+                     f"{m[f'{pre}kept_accuracy']:.3f}, macro-F1 on kept {m[f'{pre}kept_macro_f1']:.3f}")
+    if f"{pre}ece_raw" in m:
+        lines.append(f"  ECE {m[f'{pre}ece_raw']:.3f} raw -> {m[f'{pre}ece']:.3f} calibrated")
     return "\n".join(lines)

@@ -21,10 +21,10 @@ from pipeline import LABELS, TOPICS
 from pipeline.cli import UserError
 from pipeline.config import DataConfig
 from pipeline.io import read_csv_numbered
+from pipeline.names import GOLD_FILE, GOLD_SOURCE, REPORT, REPORT_SOURCE_NAMES, REPORT_SOURCES, TUNE, gold_slice
 from pipeline.text import normalize_title
 
-TUNE, FIT = "tune", "fit"  # the annotations' two parts
-REPORT = "gold_report"  # the union of every gold file: what crowns the champion
+FIT = "fit"  # the annotations' two parts: TUNE (pipeline.names, a split too) and FIT
 BOOTSTRAP_SAMPLES = 2000
 BOOTSTRAP_SEED = 20261129  # fixed: the same items are resampled for every run, so intervals compare
 MIN_TOPIC_ITEMS = 20  # a slice's macro-F1 averages the topics it has at least this many items of
@@ -84,12 +84,12 @@ def hashed_share(key: str) -> float:
 
 
 def slices(gold: Sequence[dict]) -> dict[str, list[dict]]:
-    """What gold is reported on: the union (REPORT), each file (gold_file_<stem>) and each source
-    (gold_source_<source>), in file order; names are metric-safe."""
+    """What gold is reported on: the union (REPORT), each file (gold_file/<stem>) and each source
+    (gold_source/<source>), in file order; names are metric-safe (pipeline.names)."""
     out: dict[str, list[dict]] = {REPORT: list(gold)} if gold else {}
-    for kind, field in (("file", "file"), ("source", "source")):
+    for kind, field in ((GOLD_FILE, "file"), (GOLD_SOURCE, "source")):
         for value in dict.fromkeys(g[field] for g in gold):
-            out[f"gold_{kind}_{metric_safe(value)}"] = [g for g in gold if g[field] == value]
+            out[gold_slice(kind, metric_safe(value))] = [g for g in gold if g[field] == value]
     return out
 
 
@@ -126,16 +126,16 @@ def encode_sources(sources: Sequence[str]) -> dict[str, str]:
     names = list(dict.fromkeys(sources))
     if len(names) > len(SOURCE_CODES):
         raise ValueError(f"{len(names)} gold sources; tags hold at most {len(SOURCE_CODES)}")
-    return {"gold_report_source_names": "|".join(names),
-            "gold_report_sources": "".join(SOURCE_CODES[names.index(s)] for s in sources)}
+    return {REPORT_SOURCE_NAMES: "|".join(names),
+            REPORT_SOURCES: "".join(SOURCE_CODES[names.index(s)] for s in sources)}
 
 
 def decode_sources(tags: dict) -> list[str] | None:
     """Each report item's gold source from a version's tags; None when it was tagged before sources were."""
-    if "gold_report_sources" not in tags:
+    if REPORT_SOURCES not in tags:
         return None
-    names = tags.get("gold_report_source_names", "").split("|")
-    return [names[SOURCE_CODES.index(c)] for c in tags["gold_report_sources"]]
+    names = tags.get(REPORT_SOURCE_NAMES, "").split("|")
+    return [names[SOURCE_CODES.index(c)] for c in tags[REPORT_SOURCES]]
 
 
 def macro_f1_rows(y_true: np.ndarray, y_pred: np.ndarray, topics: Sequence[str] = TOPICS) -> np.ndarray:

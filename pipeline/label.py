@@ -25,6 +25,7 @@ from pipeline.ingest import HEADLINE_COLUMNS
 from pipeline.io import read_csv, write_csv
 from pipeline.labelmodel import LabelModel, smoothed_accuracy
 from pipeline.manual import read_manual
+from pipeline.table import format_table
 from pipeline.text import normalize_title
 
 LABELED_COLUMNS = (*HEADLINE_COLUMNS, "label", "confidence", "rule", "votes")
@@ -117,11 +118,11 @@ def analyse(names: list[str], label_of, corpus: list[list[Vote]], gold: list[tup
 
 
 def format_stats(stats: list[FunctionStats]) -> str:
-    head = f"{'function':<22} {'label':<9} {'cover':>6} {'overlap':>7} {'confl':>6} {'anno n':>6} " \
-           f"{'prec':>5} {'recall':>6} {'weight':>6}"
-    rows = [f"{s.name:<22} {s.label:<9} {s.coverage:>6.1%} {s.overlap:>7.1%} {s.conflict:>6.1%} {s.tune_hits:>6} "
-            f"{s.tune_precision:>5.2f} {s.tune_recall:>6.2f} {s.accuracy:>6.2f}" for s in stats]
-    return "\n".join([head, *rows])
+    header = ("function", "label", "cover", "overlap", "confl", "anno n", "prec", "recall", "weight")
+    rows = [(s.name, s.label, f"{s.coverage:.1%}", f"{s.overlap:.1%}", f"{s.conflict:.1%}", s.tune_hits,
+             f"{s.tune_precision:.2f}", f"{s.tune_recall:.2f}", f"{s.accuracy:.2f}") for s in stats]
+    return format_table(header, rows, right=(False, False, *[True] * 7), gap=" ",
+                        min_widths=(22, 9, 6, 7, 6, 6, 5, 6, 6))
 
 
 def label_rows(rows: list[dict], votes: list[list[Vote]], model: LabelModel, min_confidence: float,
@@ -173,12 +174,13 @@ def source_table(rows: list[dict]) -> str:
     counts = Counter((r["source"], r["label"]) for r in rows)
     sources = sorted({r["source"] for r in rows})
     columns = [*LABELS, ""]
-    width = max([len(s) for s in sources] + [6])
-    lines = [f"{'source':<{width}} " + " ".join(f"{c or 'none':>8}" for c in columns) + f" {'total':>8}"]
+    rows = []
     for source in sources:
         row = [counts[(source, c)] for c in columns]
-        lines.append(f"{source:<{width}} " + " ".join(f"{n:>8}" for n in row) + f" {sum(row):>8}")
-    return "\n".join(lines)
+        rows.append([source, *row, sum(row)])
+    header = ["source", *(c or "none" for c in columns), "total"]
+    return format_table(header, rows, right=[False] + [True] * (len(columns) + 1), gap=" ",
+                        min_widths=[6] + [8] * (len(columns) + 1))
 
 
 @dataclass

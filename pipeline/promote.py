@@ -22,9 +22,21 @@ from pipeline import TOPICS
 from pipeline.cli import UserError, run
 from pipeline.config import CONFIG_DIR
 from pipeline.gold import Interval, decode, decode_sources, paired_difference, scored_topics
+from pipeline.names import (
+    HEADLINES_PER_SECOND,
+    KIND,
+    MODEL_BYTES,
+    REPORT,
+    REPORT_ANSWERS,
+    REPORT_ITEMS,
+    REPORT_TRUTH,
+    SCORE,
+    metric,
+    slice_label,
+    slices_in,
+)
 from pipeline.store import configured_models_dir, install_champion, kind_dir, models_lock
-
-SCORE = "gold_report_macro_f1"
+from pipeline.table import format_table
 
 
 def _f(tags: dict, key: str, missing: float = float("nan")) -> float:
@@ -38,22 +50,24 @@ def _f(tags: dict, key: str, missing: float = float("nan")) -> float:
 def speed_key(version: dict) -> tuple[float, float]:
     """Faster first, then smaller."""
     tags = version["tags"]
-    return _f(tags, "headlines_per_second", 0.0), -_f(tags, "model_bytes", math.inf)
+    return _f(tags, HEADLINES_PER_SECOND, 0.0), -_f(tags, MODEL_BYTES, math.inf)
 
 
 def comparable(version: dict) -> bool:
+    """Scored, with its answers on all gold: a version tagged before the metric names had sections (its tags
+    say gold_report_*) is not, like one without answers."""
     tags = version["tags"]
-    return SCORE in tags and all(k in tags for k in ("gold_report_items", "gold_report_truth", "gold_report_answers"))
+    return SCORE in tags and all(k in tags for k in (REPORT_ITEMS, REPORT_TRUTH, REPORT_ANSWERS))
 
 
 def paired(a: dict, b: dict) -> Interval | None:
     """Paired bootstrap of b's report macro-F1 minus a's on the same items (b better beyond noise when lo > 0);
     None when they were not scored on the same items."""
-    same = ("gold_report_items", "gold_report_truth")  # the same items with the same gold labels
+    same = (REPORT_ITEMS, REPORT_TRUTH)  # the same items with the same gold labels
     if not (comparable(a) and comparable(b)) or any(a["tags"][k] != b["tags"][k] for k in same):
         return None
-    truth = decode(a["tags"]["gold_report_truth"])
-    return paired_difference(truth, decode(a["tags"]["gold_report_answers"]), decode(b["tags"]["gold_report_answers"]))
+    truth = decode(a["tags"][REPORT_TRUTH])
+    return paired_difference(truth, decode(a["tags"][REPORT_ANSWERS]), decode(b["tags"][REPORT_ANSWERS]))
 
 
 def worse_sources(champion: dict, candidate: dict) -> list[str]:
@@ -62,8 +76,8 @@ def worse_sources(champion: dict, candidate: dict) -> list[str]:
     sources = decode_sources(candidate["tags"])
     if sources is None or paired(champion, candidate) is None or decode_sources(champion["tags"]) != sources:
         return []
-    truth = decode(champion["tags"]["gold_report_truth"])
-    old, new = decode(champion["tags"]["gold_report_answers"]), decode(candidate["tags"]["gold_report_answers"])
+    truth = decode(champion["tags"][REPORT_TRUTH])
+    old, new = decode(champion["tags"][REPORT_ANSWERS]), decode(candidate["tags"][REPORT_ANSWERS])
     worse = []
     for source in dict.fromkeys(sources):
         idx = [i for i, s in enumerate(sources) if s == source]
@@ -111,7 +125,7 @@ def should_replace(candidate: dict, champion: dict | None) -> tuple[bool, str]:
 
 
 def _name(version: dict) -> str:
-    return f"{version['tags'].get('model_kind', '?')} v{version['version']}"
+    return f"{version['tags'].get(KIND, '?')} v{version['version']}"
 
 
 def describe(version: dict | None) -> list[str]:
@@ -119,8 +133,8 @@ def describe(version: dict | None) -> list[str]:
         return ["(none)"] + [""] * (len(TOPICS) + 4)
     tags = version["tags"]
     return [_name(version), f"{_f(tags, SCORE):.4f}", f"{_f(tags, SCORE + '_lo'):.3f}-{_f(tags, SCORE + '_hi'):.3f}",
-            *(f"{_f(tags, f'gold_report_f1_{t}'):.3f}" for t in TOPICS),
-            f"{_f(tags, 'headlines_per_second'):.0f}", f"{_f(tags, 'model_bytes') / 1e6:.1f}"]
+            *(f"{_f(tags, metric(REPORT, f'f1_{t}')):.3f}" for t in TOPICS),
+            f"{_f(tags, HEADLINES_PER_SECOND):.0f}", f"{_f(tags, MODEL_BYTES) / 1e6:.1f}"]
 
 
 def comparison_table(candidate: dict | None, champion: dict | None) -> str:
@@ -128,31 +142,28 @@ def comparison_table(candidate: dict | None, champion: dict | None) -> str:
             "size MB"]
     left, right = describe(candidate), describe(champion)
     # every gold file and source either version was scored on: a mean over sources hides the one that fails
-    slices = sorted({k.removesuffix("_macro_f1_lo") for v in (candidate, champion) if v for k in v["tags"]
-                     if k.startswith(("gold_file_", "gold_source_")) and k.endswith("_macro_f1_lo")})
-    for name in slices:
-        rows.append(name.removeprefix("gold_").replace("_", " ", 1))
+    for name in slices_in({k for v in (candidate, champion) if v for k in v["tags"]}):
+        rows.append(slice_label(name))
         left.append(_slice(candidate, name))
         right.append(_slice(champion, name))
-    width = max(20, *(len(r) for r in rows))
-    lines = [f"{'':<{width}} {'candidate':>24} {'champion':>24}"]
-    lines += [f"{name:<{width}} {a:>24} {b:>24}" for name, a, b in zip(rows, left, right, strict=True)]
-    return "\n".join(lines)
+    return format_table(("", "candidate", "champion"), list(zip(rows, left, right, strict=True)),
+                        right=(False, True, True), gap=" ", min_widths=(20, 24, 24))
 
 
 def _slice(version: dict | None, name: str) -> str:
     """macro-F1 [interval] of one gold slice, from a version's tags."""
-    if version is None or f"{name}_macro_f1" not in version["tags"]:
+    name = metric(name, "macro_f1")
+    if version is None or name not in version["tags"]:
         return ""
     tags = version["tags"]
-    lo, hi = _f(tags, f"{name}_macro_f1_lo"), _f(tags, f"{name}_macro_f1_hi")
-    return f"{_f(tags, name + '_macro_f1'):.3f} [{lo:.2f}-{hi:.2f}]"
+    lo, hi = _f(tags, f"{name}_lo"), _f(tags, f"{name}_hi")
+    return f"{_f(tags, name):.3f} [{lo:.2f}-{hi:.2f}]"
 
 
 def install_default(run_id: str, kind: str, models_dir: Path) -> Path:
     """Install the version's model directory as <models_dir>/champion, with <models_dir>/current pointing at it
     (pipeline.store.install_champion): <models_dir>/<kind> when it is that run's export, else the run's logged copy."""
-    from pipeline import tracking
+    from pipeline import registry
     from pipeline.models.base import read_meta
 
     local = kind_dir(models_dir, kind)
@@ -161,16 +172,16 @@ def install_default(run_id: str, kind: str, models_dir: Path) -> Path:
     except UserError:
         same = False
     with tempfile.TemporaryDirectory(dir=models_dir) as download:
-        return install_champion(models_dir, local if same else tracking.download_model_dir(run_id, Path(download)))
+        return install_champion(models_dir, local if same else registry.download_model_dir(run_id, Path(download)))
 
 
 def promote(force: bool = False, dry_run: bool = False, models_dir: Path | None = None) -> str:
     """Crown the candidate if it earns it (see the module docstring); models_dir: configs/train.yaml's by default."""
-    from pipeline import tracking
+    from pipeline import registry
 
     models_dir = configured_models_dir() if models_dir is None else models_dir
 
-    versions = tracking.registered_versions()
+    versions = registry.registered_versions()
     candidate, champion = pick_candidate(versions)
     if candidate is None:
         raise UserError("no registered model with gold report metrics yet: run `make train` first")
@@ -188,8 +199,8 @@ def promote(force: bool = False, dry_run: bool = False, models_dir: Path | None 
     if dry_run:
         return f"{report}\nwould promote {_name(candidate)}: {why} (dry run)"
     with models_lock(models_dir):
-        tracking.set_champion(candidate["version"])
-        path = install_default(candidate["run_id"], candidate["tags"]["model_kind"], models_dir)
+        registry.set_champion(candidate["version"])
+        path = install_default(candidate["run_id"], candidate["tags"][KIND], models_dir)
     return (f"{report}\npromoted {_name(candidate)} to champion ({why}); "
             f"default model -> {path}")
 

@@ -12,7 +12,6 @@ and changes nothing else: a person adds the reviewed patterns to configs/labels.
 
 import argparse
 import re
-import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -31,6 +30,7 @@ from pipeline.io import read_csv, write_csv
 from pipeline.label import Labeler, compile_patterns
 from pipeline.models import load_model
 from pipeline.predict import resolve_model_dir
+from pipeline.table import format_table
 
 PRIOR = 10.0  # pseudo-headlines at the pool rate added to every term's counts (smoothing)
 N_EXAMPLES = 3
@@ -184,38 +184,18 @@ def rule_seeds(rules: Iterable[Rule]) -> list[str]:
     return seeds
 
 
-def _width(text: str) -> int:
-    # Hangul is two columns wide in a terminal; pad by display width so the columns line up
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
-
-
-def _pad(text: str, width: int, right: bool = False) -> str:
-    fill = " " * max(width - _width(text), 0)
-    return fill + text if right else text + fill
-
-
-def format_table(header: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[bool]) -> str:
-    """Plain-text table; the last column is left ragged (it holds long example headlines)."""
-    widths = [max(_width(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    lines = []
-    for row in [header, *rows]:
-        cells = [_pad(str(c), w, r) for c, w, r in zip(row[:-1], widths, right, strict=False)]
-        lines.append("  ".join([*cells, str(row[-1])]))
-    return "\n".join(lines)
-
-
 def format_proposals(proposals: Sequence[Proposal]) -> str:
     rows = [(str(i), p.term, str(p.n_target), str(p.n_all), str(p.n_covered), f"{p.precision:.2f}", f"{p.lift:.1f}",
              p.examples[0] if p.examples else "") for i, p in enumerate(proposals, 1)]
     header = ("#", "term", "n_target", "n_all", "n_covered", "precision", "lift", "example")
-    return format_table(header, rows, (True, False, True, True, True, True, True, False))
+    return format_table(header, rows, (True, False, True, True, True, True, True, False), ragged_last=True)
 
 
 def format_neighbours(found: Sequence[Neighbour]) -> str:
     rows = [(n.term, n.form, n.tag, f"{n.score:.3f}", str(n.n_all), str(n.n_target), str(n.n_uncovered),
              "yes" if n.matched else "", n.example) for n in found]
     header = ("term", "neighbour", "tag", "score", "n_all", "n_target", "n_uncovered", "rule matches", "example")
-    return format_table(header, rows, (False, False, False, True, True, True, True, False, False))
+    return format_table(header, rows, (False, False, False, True, True, True, True, False, False), ragged_last=True)
 
 
 def provenance(label: str, kind: str, model_dir: Path, info: Mapping[str, Any], confidence: float,

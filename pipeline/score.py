@@ -57,7 +57,7 @@ def input_format(path: str, requested: str = "auto") -> str:
 
 
 def default_model_uri() -> str:
-    from pipeline.tracking import CHAMPION, MODEL_NAME
+    from pipeline.registry import CHAMPION, MODEL_NAME
 
     return f"models:/{MODEL_NAME}@{CHAMPION}"
 
@@ -127,8 +127,9 @@ def read_headlines(spark, path: str, fmt: str, title_column: str):
 
 def label_frame(spark, frame, model_uri: str, title_column: str = "title", key: str | None = None):
     """key, title, label, confidence, scores, error for every row of `frame`, in its order (no shuffle)."""
-    import mlflow.pyfunc
     from pyspark.sql import functions as F
+
+    from pipeline.serving import spark_predictor
 
     if title_column not in frame.columns:
         raise UserError(f"input has no column {title_column!r} (columns: {', '.join(frame.columns)}); "
@@ -138,7 +139,7 @@ def label_frame(spark, frame, model_uri: str, title_column: str = "title", key: 
     if key is None:
         key = ROW_KEY
         frame = frame.withColumn(key, F.monotonically_increasing_id())
-    predict = mlflow.pyfunc.spark_udf(spark, model_uri, env_manager="local")
+    predict = spark_predictor(spark, model_uri)
     title = F.col(title_column).cast("string")
     answered = frame.select(F.col(key), title.alias("title"), predict(title).alias("answer"))
     # spark_udf turns a null string of the model's answer into "None"; no label or error is ever that text
@@ -164,18 +165,9 @@ def score_files(spark, source: str, dest: str, model_uri: str, fmt: str = "auto"
 
 def resolve_model(uri: str) -> str:
     """The model URI, checked against the registry first so a missing champion is one line, not a Spark trace."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
+    from pipeline.registry import require_model
 
-    from pipeline.tracking import tracking_uri, use_store
-
-    use_store()
-    try:
-        mlflow.models.get_model_info(uri)
-    except (MlflowException, OSError) as err:
-        raise UserError(f"cannot load model {uri} from {tracking_uri()}: {str(err).splitlines()[0]} "
-                        "(run `make train`, or pass --model)") from None
-    return uri
+    return require_model(uri)
 
 
 def main() -> None:

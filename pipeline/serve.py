@@ -16,7 +16,7 @@ unquoted comma. So every POST /invocations passes RequestGuard first, which
 - hands MLflow one canonical request, `dataframe_split` with a `title` column, whatever the format (JSON
   `inputs`, `instances`, `dataframe_split`, `dataframe_records`; CSV; Parquet), one row per input row: a cell
   MLflow would mangle or refuse (a number, a list, a lone surrogate) becomes a marked cell that the pyfunc
-  answers as an error row (pipeline.tracking.wire_cell), so a bad row never fails the request;
+  answers as an error row (pipeline.serving.wire_cell), so a bad row never fails the request;
 - lets at most IN_FLIGHT requests per worker be read and answered at once (the others wait, unread: uvicorn
   stops reading a socket whose body is not consumed), so a worker's memory stays bounded.
 """
@@ -32,7 +32,6 @@ import sys
 import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from pipeline.cli import UserError, run
 
@@ -145,7 +144,7 @@ def _split_cells(value) -> list:
 
 def _not_a_row(shape: str):
     """A malformed row is answered as an error row of its own, not a failed request."""
-    from pipeline.tracking import problem_cell
+    from pipeline.serving import problem_cell
 
     return problem_cell(f"row is not {shape}")
 
@@ -182,7 +181,7 @@ def parquet_cells(body: bytes, limits: Limits) -> list:
 
 def canonical_body(cells: list) -> bytes:
     """One dataframe_split request for MLflow: strings and nulls only (wire_cell marks the rest)."""
-    from pipeline.tracking import wire_cell
+    from pipeline.serving import wire_cell
 
     return json.dumps({"dataframe_split": {"columns": ["title"], "data": [[wire_cell(c)] for c in cells]}}).encode()
 
@@ -270,10 +269,9 @@ async def _respond(send: Send, refusal: Refusal) -> None:
 
 def create_app() -> RequestGuard:
     """Each uvicorn worker's app: MLflow's scoring server on the downloaded model, behind the guard."""
-    from mlflow.pyfunc import scoring_server
+    from pipeline.serving import scoring_app
 
-    model = scoring_server.load_model_with_mlflow_config(os.environ[MODEL_PATH_ENV])
-    return RequestGuard(scoring_server.init(model), Limits.from_env())
+    return RequestGuard(scoring_app(os.environ[MODEL_PATH_ENV]), Limits.from_env())
 
 
 def main() -> None:
@@ -286,20 +284,12 @@ def main() -> None:
     parser.add_argument("--max-bytes", type=int, default=MAX_BYTES,
                         help=f"bytes per request body (default {MAX_BYTES:,})")
     args = parser.parse_args()
-    import mlflow
     import uvicorn
-    from mlflow.exceptions import MlflowException
 
-    from pipeline.tracking import tracking_uri, use_store
+    from pipeline.registry import download_model
 
-    use_store()
     with tempfile.TemporaryDirectory(prefix="headline-serve-") as tmp:
-        try:
-            local = mlflow.artifacts.download_artifacts(artifact_uri=args.model, dst_path=tmp)
-        except (MlflowException, OSError) as err:
-            raise UserError(f"cannot load model {args.model} from {tracking_uri()}: {str(err).splitlines()[0]} "
-                            "(run `make train`, or pass --model)") from None
-        os.environ[MODEL_PATH_ENV] = str(Path(local).resolve())
+        os.environ[MODEL_PATH_ENV] = str(download_model(args.model, tmp))
         os.environ[LIMIT_ENV["max_rows"]], os.environ[LIMIT_ENV["max_bytes"]] = str(args.max_rows), str(args.max_bytes)
         print(f"serving {args.model} on http://{args.host}:{args.port} (at most {args.max_rows:,} rows and "
               f"{args.max_bytes:,} bytes per request)", file=sys.stderr, flush=True)

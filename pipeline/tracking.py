@@ -1,12 +1,12 @@
-"""MLflow tracking: the only module that imports mlflow (docs/models.md: What a run logs).
+"""MLflow tracking: the store and the training run's logging (docs/models.md: What a run logs).
 
 Store: $MLFLOW_TRACKING_URI, else SQLite `mlflow.db` at the repo root with artifacts in `mlartifacts/`
 beside it; `make ui` opens the UI on it. A run spans the training; every kind logs the same metric
-names, and the model is registered under one name, `headline-topic`, the kind as a version tag.
+names (pipeline.names). One of the three modules importing mlflow: pipeline.serving holds the pyfunc the run
+logs, pipeline.registry the registered versions and every read of runs back.
 """
 
 import contextlib
-import logging
 import os
 import re
 import warnings
@@ -17,11 +17,14 @@ from pathlib import Path
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 import mlflow  # noqa: E402
-import mlflow.pyfunc  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from pipeline import REPO_ROOT, TOPICS
-from pipeline.cli import UserError
+from pipeline import REPO_ROOT, TOPICS  # noqa: E402
+from pipeline.cli import UserError  # noqa: E402
+from pipeline.names import CHECKPOINT, GOLD_FILE, GOLD_SOURCE, KIND, LABELS, REPORT, TRAIN_DATA, TUNE, metric  # noqa: E402
+
+# HeadlineTopicPyfunc: a version logged before pipeline.serving existed pickled its pyfunc as this module's
+from pipeline.serving import HeadlineTopicPyfunc, log_pyfunc  # noqa: E402, F401
 
 DEFAULT_DB = REPO_ROOT / "mlflow.db"
 
@@ -190,15 +193,30 @@ def repair_store() -> str:
     return f"created a new store at {db}" + (f" (the half-created one is now {aside})" if problem != "new" else "")
 
 
-MODEL_NAME = "headline-topic"  # one registered model: every kind's versions, told apart by the model_kind tag
-CHAMPION = "champion"  # an alias of that one model, so exactly one version holds it
+# MLflow 3's UI opens an experiment on the page its kind names; without this tag it may guess "GenAI apps" and
+# open on a traces overview: this one is "Machine learning", opening on its training runs
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 
 def _experiment_id(name: str) -> str:
+    """The experiment's id (created if new), tagged as a model-training experiment (older ones too)."""
     experiment = mlflow.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    return mlflow.create_experiment(name, artifact_location=artifact_root(tracking_uri()))
+    if experiment is None:
+        return mlflow.create_experiment(name, artifact_location=artifact_root(tracking_uri()), tags=EXPERIMENT_KIND)
+    for key, value in EXPERIMENT_KIND.items():
+        if experiment.tags.get(key) != value:
+            mlflow.MlflowClient().set_experiment_tag(experiment.experiment_id, key, value)
+    return experiment.experiment_id
+
+
+UI = "http://127.0.0.1:5000"  # where `make ui` serves
+
+
+def runs_url(experiment_id: str, base: str = UI) -> str:
+    """The UI's link to the experiment's training runs. MLflow 3.17 opens an experiment on the page of the
+    browser's GenAI / Model training switch (GenAI, a traces overview, until a person switches), whatever the
+    experiment's kind tag says: the link names the workflow."""
+    return f"{base}/#/experiments/{experiment_id}?workflowType=machine_learning"
 
 
 def log_epoch(metrics: dict[str, float], step: int) -> None:
@@ -219,7 +237,7 @@ def training_run(experiment: str, kind: str) -> Iterator[str]:
     experiment_id = _experiment_id(experiment)
     fail_dead_runs(experiment_id)
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"{kind}-{datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}",
-                          tags={"model_kind": kind, "host": socket.gethostname(), "pid": str(os.getpid())}) as active:
+                          tags={KIND: kind, "host": socket.gethostname(), "pid": str(os.getpid())}) as active:
         yield active.info.run_id
 
 
@@ -241,122 +259,6 @@ def fail_dead_runs(experiment_id: str) -> list[str]:
         except PermissionError:  # alive, someone else's
             pass
     return dead
-
-
-OUTPUT_COLUMNS = ("title", "label", "confidence", *TOPICS, "error")  # one row per input title, in order
-EXAMPLE_TITLES = ["[속보] 경찰, 강도 살인 피의자 구속영장 신청", "코스피 2700선 회복…외국인 순매수"]
-
-
-def model_signature() -> "mlflow.models.ModelSignature":
-    """Input: one string column `title`; output: the answer's columns (null where a row has an error)."""
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
-
-    return ModelSignature(
-        inputs=Schema([ColSpec("string", "title")]),
-        outputs=Schema([ColSpec("string", "title", required=False), ColSpec("string", "label", required=False),
-                        ColSpec("double", "confidence", required=False),
-                        *(ColSpec("double", t, required=False) for t in TOPICS),
-                        ColSpec("string", "error", required=False)]),
-    )
-
-
-def _input_cells(model_input) -> list:
-    """The title cells of any input the server, Spark or a caller hands over: a DataFrame (its `title`
-    column, else its first), a dict of columns, a Series, an array (first column if 2-D), a list or one string."""
-    import numpy as np
-
-    if isinstance(model_input, pd.DataFrame):
-        if "title" in model_input.columns:
-            cells = model_input["title"].tolist()
-        else:
-            cells = model_input.iloc[:, 0].tolist() if model_input.shape[1] else []
-        # MLflow's signature check turns a dict of lists ({"title": [a, b]}) into ONE row holding the list
-        if len(cells) == 1 and isinstance(cells[0], (list, tuple, np.ndarray)):
-            return list(cells[0])
-        return cells
-    if isinstance(model_input, dict):
-        return _input_cells(model_input["title"] if "title" in model_input else next(iter(model_input.values()), []))
-    if isinstance(model_input, str):
-        return [model_input]
-    if isinstance(model_input, np.ndarray):
-        return (model_input[:, 0] if model_input.ndim == 2 else model_input.ravel()).tolist()
-    return list(model_input)
-
-
-# A cell MLflow's request parsing would mangle (a number becomes its digits) or refuse with the whole request
-# (a lone surrogate: pandas' Arrow strings cannot hold one) is sent by pipeline.serve as this marker and its
-# problem; the pyfunc answers it as that row's error. NUL never starts a headline.
-PROBLEM_MARK = "\x00row-problem: "
-
-
-def problem_cell(problem: str) -> str:
-    return PROBLEM_MARK + problem
-
-
-def wire_cell(cell):
-    """A title cell as pipeline.serve hands it to MLflow: a valid string or null as it is, else its problem."""
-    from pipeline.text import title_problem
-
-    if cell is None or (isinstance(cell, float) and cell != cell):
-        return None
-    if not isinstance(cell, str):
-        return problem_cell(_cell_problem(cell))
-    try:
-        cell.encode("utf-8")
-    except UnicodeEncodeError:
-        return problem_cell(title_problem(cell) or "title is not valid UTF-8 text")
-    return cell
-
-
-def _cell_problem(cell) -> str | None:
-    """Why a cell is not a title string at all (None, NaN, a number), or None for a string."""
-    if isinstance(cell, str):
-        return cell.removeprefix(PROBLEM_MARK) if cell.startswith(PROBLEM_MARK) else None
-    if cell is None or (isinstance(cell, float) and cell != cell) or cell is pd.NA:
-        return "missing title"
-    return f"title is not text (got {type(cell).__name__})"
-
-
-ANSWER_SLICE = 2048  # titles handed to the model at once
-
-
-def answer_frame(model, model_input, abstain: bool = True) -> pd.DataFrame:
-    """pipeline.predict.predict_titles (the one function that decides, as for the CLI) over the input's title
-    cells, flattened to OUTPUT_COLUMNS. Object columns, so a null is None (JSON null from the server)."""
-    from pipeline.predict import predict_titles
-
-    cells = _input_cells(model_input)
-    problems = [_cell_problem(c) for c in cells]
-    titles = [c for c, p in zip(cells, problems, strict=True) if p is None]
-    # in slices, as predict --input reads its batches: a model's working memory grows with the rows it is given
-    # at once (TF-IDF: ~200 MB for 10,000 rows), and the server answers requests of up to 10,000
-    answers = (answer for start in range(0, len(titles), ANSWER_SLICE)
-               for answer in predict_titles(model, titles[start:start + ANSWER_SLICE], abstain))
-    rows = []
-    for problem in problems:
-        answer = next(answers) if problem is None else {"title": None, "error": problem}
-        scores = answer.get("scores") or {}
-        confidence = answer.get("confidence")
-        rows.append([answer["title"], answer.get("label"), None if confidence is None else float(confidence),
-                     *(float(scores[t]) if t in scores else None for t in TOPICS), answer.get("error")])
-    return pd.DataFrame(rows, columns=list(OUTPUT_COLUMNS), dtype=object)
-
-
-class HeadlineTopicPyfunc(mlflow.pyfunc.PythonModel):
-    """pyfunc wrapper: titles -> title, label, confidence, the four topics' scores, error (see answer_frame).
-
-    The same answer as `python -m pipeline.predict` for the same headline: both call predict_titles, which
-    abstains (`other`) and rejects bad titles; a bad row gets an `error`, never an exception."""
-
-    def load_context(self, context):
-        from pipeline.models import load_model
-
-        self.model = load_model(context.artifacts["model_dir"])
-
-    # a DataFrame hint: mlflow takes the explicit signature logged with the model instead of inferring one
-    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        return answer_frame(self.model, model_input)
 
 
 def _confusion_figure(matrix: list[list[int]], title: str, normalise: bool = False):
@@ -392,15 +294,6 @@ def _reliability_figure(curves: dict[str, list], title: str):
     return fig
 
 
-def _pip_requirements(kind: str) -> list[str]:
-    from importlib.metadata import version
-
-    packages = ["numpy", "pandas", "pydantic", "kiwipiepy", "kiwipiepy-model"]  # what loading a model imports
-    if kind != "tfidf":
-        packages += ["onnxruntime", "tokenizers"]
-    return [f"{p}=={version(p)}" for p in packages]
-
-
 def log_result(result, model_dir: Path) -> str:
     """Log a pipeline.train.TrainResult into the active run, with the model directory as a pyfunc
     (not registered: `register` does that); returns the logged model's URI."""
@@ -412,10 +305,10 @@ def log_result(result, model_dir: Path) -> str:
     for name, cfg in result.configs.items():
         mlflow.log_dict(cfg, f"config/{name}.json")
     _log_datasets(result)
-    mlflow.set_tags({"train_data_sha256": result.data_info["train_data_sha256"],
-                     "checkpoint": str(result.model.info.get("checkpoint", "none"))})
+    mlflow.set_tags({TRAIN_DATA: result.data_info["train_data_sha256"],
+                     CHECKPOINT: str(result.model.info.get("checkpoint", "none"))})
     mlflow.log_metrics(result.metrics)
-    mlflow.log_metrics({re.sub(r"[^\w.\- /]", "_", f"label_count_{rule}"): float(n)
+    mlflow.log_metrics({metric(LABELS, re.sub(r"[^\w.\- ]", "_", rule)): float(n)
                         for rule, n in result.label_counts.items()})
     mlflow.log_dict(result.label_counts, "labels/rule_counts.json")
     if result.function_stats:
@@ -423,7 +316,7 @@ def log_result(result, model_dir: Path) -> str:
     if result.label_issues:
         mlflow.log_table(pd.DataFrame(result.label_issues), "labels/label_issues.json")
     for split, evaluation in result.evaluations.items():
-        if split.startswith("gold_source_"):  # figures for the whole and each file; sources are in the metrics
+        if split.startswith(f"{GOLD_SOURCE}/"):  # figures for the whole and each file; sources are in the metrics
             continue
         figures = (
             (_confusion_figure(evaluation.confusion, f"{kind}: {split} confusion"), "confusion_matrix"),
@@ -432,45 +325,18 @@ def log_result(result, model_dir: Path) -> str:
             (_reliability_figure(evaluation.reliability, f"{kind}: {split} reliability"), "reliability"),
         )
         for fig, name in figures:
-            mlflow.log_figure(fig, f"plots/{split}_{name}.png")
+            mlflow.log_figure(fig, f"plots/{split.replace('/', '_')}_{name}.png")
             plt.close(fig)
     mlflow.log_dict({"calibration": result.model.calibration, "abstain_threshold": result.model.threshold,
                      "other_threshold": result.model.other_threshold},
                     "calibration.json")
     mlflow.set_tag("calibration_method", result.model.calibration["method"] if result.model.calibration else "none")
-    for split in ("tune", "gold_report"):
+    for split in (TUNE, REPORT):
         if split in result.evaluations:
             errors = result.evaluations[split].errors
             mlflow.log_table(pd.DataFrame(errors, columns=["title", "label", "predicted", "confidence"]),
                              f"{split}_misclassified.json")
-    # The wrapper is a small class of ours (cloudpickled by reference, code shipped via code_paths);
-    # mlflow's generic warning about pickled python_model objects would only add noise to every run.
-    pyfunc_logger = logging.getLogger("mlflow.pyfunc")
-    level = pyfunc_logger.level
-    pyfunc_logger.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=HeadlineTopicPyfunc(),
-                artifacts={"model_dir": str(model_dir)},
-                code_paths=[str(REPO_ROOT / "pipeline")],
-                pip_requirements=_pip_requirements(kind),
-                signature=model_signature(),
-                input_example=pd.DataFrame({"title": EXAMPLE_TITLES}),
-            )
-    finally:
-        pyfunc_logger.setLevel(level)
-    return info.model_uri
-
-
-def register(result, model_uri: str, model_dir: Path) -> None:
-    """A new version of the registered model, tagged for `promote`: called once the model is in place."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        version = mlflow.register_model(model_uri, MODEL_NAME)
-    _tag_version(version.version, result, model_dir)
+    return log_pyfunc(model_dir, kind)
 
 
 def _log_datasets(result) -> None:
@@ -484,100 +350,27 @@ def _log_datasets(result) -> None:
     mlflow.log_input(mlflow.data.from_pandas(table, source=data.get("labeled_csv", "labeled.csv"), name="labeled",
                                              targets="label"), context="training")
     for split, evaluation in result.evaluations.items():
-        if split == "tune" or split == "gold_report" or split.startswith("gold_file_"):
+        if split in (TUNE, REPORT) or split.startswith(f"{GOLD_FILE}/"):
             gold = pd.DataFrame({"title": evaluation.scope_titles, "label": evaluation.truth})
-            source = data.get("annotations_tsv") if split == "tune" else ",".join(data.get("gold_tsvs") or ["gold"])
+            source = data.get("annotations_tsv") if split == TUNE else ",".join(data.get("gold_tsvs") or ["gold"])
             mlflow.log_input(mlflow.data.from_pandas(gold, source=str(source), name=split, targets="label"),
-                             context="tuning" if split == "tune" else "evaluation")
-
-
-def _tag_version(version, result, model_dir: Path) -> None:
-    """Gold report metrics, size and speed on the registered version: what champion selection reads, with
-    the report part's answers (one letter per item) so promote can pair two versions on the same items."""
-    from pipeline.gold import encode, encode_sources, items_digest
-
-    client = mlflow.MlflowClient()
-    tags = {k: f"{v:.6f}" for k, v in result.metrics.items()
-            if k.startswith("gold_report_") and "other_as" not in k}
-    tags.update({k: f"{v:.6f}" for k, v in result.metrics.items()
-                 if k.startswith(("gold_file_", "gold_source_"))
-                 and k.endswith(("macro_f1", "macro_f1_lo", "macro_f1_hi"))})
-    tags.update({k: f"{result.metrics[k]:.6f}" for k in ("tune_macro_f1", "tune_f1_crime") if k in result.metrics})
-    report = result.evaluations.get("gold_report")
-    if report is not None:
-        tags.update({"gold_report_items": items_digest(report.scope_titles), "gold_report_truth": encode(report.truth),
-                     "gold_report_answers": encode(report.forced), **encode_sources(result.report_sources)})
-    size = sum(f.stat().st_size for f in model_dir.rglob("*") if f.is_file())
-    tags.update({"model_kind": result.model.kind, "model_bytes": str(size),
-                 "headlines_per_second": f"{result.metrics.get('val_headlines_per_second', 0.0):.1f}",
-                 "checkpoint": str(result.model.info.get("checkpoint", "none"))})
-    for key, value in tags.items():
-        client.set_model_version_tag(MODEL_NAME, str(version), key, value)
-
-
-# --- registry: champion and comparison (used by pipeline.promote and pipeline.compare) -----------------
-
-def registered_versions() -> list[dict]:
-    """Every registered version (all kinds), with its tags and whether it is the champion."""
-    use_store()
-    client = mlflow.MlflowClient()
-    try:
-        champion = client.get_registered_model(MODEL_NAME).aliases.get(CHAMPION)
-    except mlflow.exceptions.MlflowException:  # nothing registered yet
-        return []
-    return [{"name": MODEL_NAME, "version": str(v.version), "run_id": v.run_id, "tags": dict(v.tags),
-             "champion": str(v.version) == str(champion)} for v in client.search_model_versions(f"name='{MODEL_NAME}'")]
-
-
-def set_champion(version: str) -> None:
-    """Point the `champion` alias at one version (an alias names one version: unique by construction)."""
-    use_store()
-    mlflow.MlflowClient().set_registered_model_alias(MODEL_NAME, CHAMPION, version)
-
-
-def download_model_dir(run_id: str, dest: Path) -> Path:
-    """The exported model directory logged with a run (the pyfunc's `model_dir` artifact)."""
-    use_store()
-    local = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="model/artifacts",
-                                                     dst_path=str(dest)))
-    found = [p.parent for p in local.rglob("model.json")]
-    if not found:
-        raise FileNotFoundError(f"run {run_id} has no logged model directory")
-    return min(found, key=lambda p: len(p.parts))  # the model itself, not an ensemble member inside it
-
-
-def latest_runs(experiment: str) -> list[dict]:
-    """The newest finished run of each model kind: name, tags and metrics."""
-    use_store()
-    if mlflow.get_experiment_by_name(experiment) is None:
-        return []
-    latest: dict[str, dict] = {}
-    for run in mlflow.search_runs(experiment_names=[experiment], filter_string="attributes.status = 'FINISHED'",
-                                  order_by=["attributes.start_time DESC"], max_results=500, output_format="list"):
-        latest.setdefault(run.data.tags.get("model_kind", "?"), _run_record(run))
-    return list(latest.values())
-
-
-def run_record(run_id: str) -> dict:
-    """One run (e.g. the champion's, when a later run of its kind exists), as latest_runs gives each."""
-    use_store()
-    return _run_record(mlflow.MlflowClient().get_run(run_id))
-
-
-def _run_record(run) -> dict:
-    """kind, run id and name, start time (ms since the epoch, UTC), tags and metrics of an MLflow run."""
-    return {"kind": run.data.tags.get("model_kind", "?"), "run_id": run.info.run_id, "run_name": run.info.run_name,
-            "start_time": run.info.start_time, "tags": dict(run.data.tags), "metrics": dict(run.data.metrics)}
+                             context="tuning" if split == TUNE else "evaluation")
 
 
 def main() -> None:
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m pipeline.tracking", description="the project's MLflow store")
-    parser.add_argument("command", choices=["repair-store"],
-                        help="move a half-created store (no runs, no models in it) aside and create a new one")
-    parser.parse_args()
-    print(repair_store())
+    parser.add_argument("command", choices=["repair-store", "runs-url"],
+                        help="repair-store: move a half-created store (no runs, no models in it) aside and create a "
+                             "new one; runs-url: the UI's link to the experiment's training runs")
+    parser.add_argument("--experiment", default="headline-topics", help="runs-url: the experiment")
+    args = parser.parse_args()
+    if args.command == "runs-url":
+        use_store()
+        print(runs_url(_experiment_id(args.experiment)))
+    else:
+        print(repair_store())
 
 
 if __name__ == "__main__":

@@ -23,11 +23,27 @@ from pipeline.audit import ISSUE_COLUMNS
 from pipeline.cli import UserError, run
 from pipeline.config import CONFIG_DIR, DataConfig, LabelConfig, TrainConfig, load_config
 from pipeline.evaluate import Evaluation, add_intervals, evaluate, format_report
-from pipeline.gold import REPORT, TUNE, held_out_keys, read_annotations, read_gold, scored_topics, slices
+from pipeline.gold import held_out_keys, read_annotations, read_gold, scored_topics, slices
 from pipeline.io import failpoint, read_csv, sha256_lines, write_csv
 from pipeline.label import LABELED_COLUMNS, rule_counts
 from pipeline.models import model_class, new_model
 from pipeline.models.base import EpochLog, FitInputs, TopicModel
+from pipeline.names import (
+    ABSTAIN_THRESHOLD,
+    AUDIT,
+    CALIBRATION,
+    OTHER_THRESHOLD,
+    REPORT,
+    TIME,
+    TRAIN_ROWS,
+    TRAIN_SECONDS,
+    TUNE,
+    VAL,
+    VAL_ROWS,
+    is_slice,
+    metric,
+    speed,
+)
 from pipeline.predict import reference_for
 from pipeline.store import current_link, install_champion, kind_dir, models_lock, swapped_dir
 
@@ -83,7 +99,7 @@ def evaluate_split(model: TopicModel, titles: list[str], labels: list[str], pref
     seconds = time.perf_counter() - start
     result = evaluate(titles, labels, proba, model.labels, prefix, model.threshold, raw, model.other_threshold,
                       topics)
-    result.metrics[f"{prefix}_headlines_per_second"] = len(titles) / max(seconds, 1e-9)
+    result.metrics[speed(prefix)] = len(titles) / max(seconds, 1e-9)
     return result
 
 
@@ -115,8 +131,8 @@ def audit(model: TopicModel, rows: list[dict], cfg: TrainConfig) -> tuple[list[d
     proba = out_of_fold_proba(lambda: type(model)(model.config), [r["title"] for r in rows],
                               [r["label"] for r in rows], weights(rows, cfg), cfg.audit_folds, cfg.seed)
     issues = find_issues(rows, proba)
-    counts = {f"audit_issues_{t}": float(sum(i["label"] == t for i in issues)) for t in LABELS}
-    return issues, {**counts, "audit_issues_total": float(len(issues))}
+    counts = {metric(AUDIT, f"issues_{t}"): float(sum(i["label"] == t for i in issues)) for t in LABELS}
+    return issues, {**counts, metric(AUDIT, "issues_total"): float(len(issues))}
 
 
 def calibrate(model: TopicModel, titles: list[str], labels: list[str], cfg: TrainConfig,
@@ -138,8 +154,8 @@ def calibrate(model: TopicModel, titles: list[str], labels: list[str], cfg: Trai
         proba, targets = apply(model.calibration, raw), labels
     model.threshold, model.other_threshold = choose_thresholds(proba, model.labels, targets, cfg.abstain_coverage)
     model.info["abstain_threshold_on"] = on
-    return {**{f"calibration_ece_{method}": value for method, value in ece.items()},
-            "abstain_threshold": model.threshold, "other_threshold": model.other_threshold}
+    return {**{metric(CALIBRATION, f"ece_{method}"): value for method, value in ece.items()},
+            ABSTAIN_THRESHOLD: model.threshold, OTHER_THRESHOLD: model.other_threshold}
 
 
 def distill(teacher: TopicModel, rows: list[dict], unlabeled: list[str], cfg: TrainConfig,
@@ -166,8 +182,8 @@ def train(model: TopicModel, labeled: list[dict], gold: list[dict], cfg: TrainCo
     """Pure core: fit `model` on the labeled rows, evaluate it, audit the labels; writes nothing.
 
     `tune` (the annotations' tune part, pipeline.gold) never trains a kind that learns from text: it sets
-    the abstain thresholds (and an ensemble's weights) and is reported as tune_*. Gold is only scored:
-    gold_report_* on all of it, gold_file_* and gold_source_* per slice, each with bootstrap intervals.
+    the abstain thresholds (and an ensemble's weights) and is reported as tune/*. Gold is only scored:
+    report/* on all of it, gold_file/* and gold_source/* per slice, each with bootstrap intervals.
     `teacher`, when given, distills soft labels for the unlabeled headlines; `log` receives per-epoch curves."""
     tune = [t for t in tune if t.get("part", TUNE) == TUNE]
     forbidden = held_out_keys(gold, tune)
@@ -194,14 +210,14 @@ def train(model: TopicModel, labeled: list[dict], gold: list[dict], cfg: TrainCo
         model.info["teacher_seconds"] = teacher.info["teacher_seconds"]
     model.fit([r["title"] for r in fit_rows], [r["label"] for r in fit_rows], seed=cfg.seed,
               sample_weight=weights(fit_rows, cfg), inputs=inputs)
-    metrics = {"train_seconds": time.perf_counter() - start, "train_rows": float(len(fit_rows)),
-               "val_rows": float(len(val_rows))}
+    metrics = {TRAIN_SECONDS: time.perf_counter() - start, TRAIN_ROWS: float(len(fit_rows)),
+               VAL_ROWS: float(len(val_rows))}
     metrics.update(calibrate(model, [r["title"] for r in val_rows], [r["label"] for r in val_rows], cfg, tune))
     # what `predict --summary` holds a batch against: the final answers' figures on all gold (report only)
     model.info["batch_reference"] = reference_for(model, [g["title"] for g in gold])
     # phase timings a kind reports about itself (tokenizer, pretraining, fine-tuning)
-    metrics.update({k: float(v) for k, v in model.info.items() if k.endswith("_seconds")})
-    evaluations = {"val": evaluate_split(model, [r["title"] for r in val_rows], [r["label"] for r in val_rows], "val")}
+    metrics.update({metric(TIME, k): float(v) for k, v in model.info.items() if k.endswith("_seconds")})
+    evaluations = {VAL: evaluate_split(model, [r["title"] for r in val_rows], [r["label"] for r in val_rows], VAL)}
     if tune:
         labels = [t["label"] for t in tune]
         evaluations[TUNE] = evaluate_split(model, [t["title"] for t in tune], labels, TUNE, scored_topics(labels))
@@ -281,13 +297,13 @@ def export(result: TrainResult, cfg: TrainConfig, run_id: str | None = None) -> 
         result.model.save(staged)
         model_uri = None
         if run_id is not None:
-            from pipeline import tracking
+            from pipeline import registry, tracking
 
             model_uri = tracking.log_result(result, staged)  # a failure here keeps the previous model
         failpoint("staged")
     failpoint("swapped")
     if model_uri is not None:
-        tracking.register(result, model_uri, final.resolve())
+        registry.register(result, model_uri, final.resolve())
     if not current_link(cfg.models_dir).exists():  # no default yet: this model is the champion until `promote` decides
         install_champion(cfg.models_dir, final)
     return final
@@ -367,8 +383,8 @@ def main() -> None:
             print(notes[name])
         report = format_report(evaluation, name)
         # a slice of gold in one line each (macro-F1 with its interval); the whole report for the rest
-        print(report.splitlines()[0] if name.startswith(("gold_file_", "gold_source_")) else report)
-    print(f"trained in {result.metrics['train_seconds']:.1f} s on {int(result.metrics['train_rows'])} headlines "
+        print(report.splitlines()[0] if is_slice(name) else report)
+    print(f"trained in {result.metrics[TRAIN_SECONDS]:.1f} s on {int(result.metrics[TRAIN_ROWS])} headlines "
           f"-> {final}" + (f" (MLflow run {result.model.info['mlflow_run_id']})" if not args.no_mlflow else ""))
 
 

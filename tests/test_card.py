@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pipeline import TOPICS, tracking
+from pipeline import TOPICS, registry
 from pipeline.card import build_card, write_card
 
 
@@ -31,11 +31,11 @@ def test_card_figures_are_the_runs_metrics(store, tmp_path):
     """Every figure the card shows for a run is that run's logged metric, the champion is marked, tuning is
     labelled, and without bench results the card says how to get them."""
     out = tmp_path / "MODEL_CARD.md"
-    versions = tracking.registered_versions()
+    versions = registry.registered_versions()
     tfidf_version = next(v for v in versions if v["tags"]["model_kind"] == "tfidf")
     champion = {**tfidf_version, "champion": True}  # passed in: the shared store's alias is promote's to move
-    card = build_card(tracking.latest_runs("headline-topics"), champion, None)
-    runs = {r["kind"]: r for r in tracking.latest_runs("headline-topics")}
+    card = build_card(registry.latest_runs("headline-topics"), champion, None)
+    runs = {r["kind"]: r for r in registry.latest_runs("headline-topics")}
     assert set(runs) == {"tfidf", "kobert"}
     names = {"tfidf": "**tfidf** (champion)", "kobert": "kobert"}
 
@@ -47,27 +47,27 @@ def test_card_figures_are_the_runs_metrics(store, tmp_path):
     assert set(report) == set(names.values())
     for kind, name in names.items():
         m = store["results"][kind].metrics
-        assert runs[kind]["metrics"]["gold_report_macro_f1"] == pytest.approx(m["gold_report_macro_f1"])
-        assert report[name]["macro-F1 [95% CI]"] == f3(m, "gold_report_macro_f1")
-        assert report[name]["in-scope items"] == f"{m['gold_report_n']:,.0f}"
+        assert runs[kind]["metrics"]["report/macro_f1"] == pytest.approx(m["report/macro_f1"])
+        assert report[name]["macro-F1 [95% CI]"] == f3(m, "report/macro_f1")
+        assert report[name]["in-scope items"] == f"{m['report/n']:,.0f}"
         for t in TOPICS:
-            assert report[name][f"F1 {t}"] == f"{m[f'gold_report_f1_{t}']:.3f}"
+            assert report[name][f"F1 {t}"] == f"{m[f'report/f1_{t}']:.3f}"
         assert abstain[name]["coverage of in-scope [95% CI]"] == (
-            f"{m['gold_report_coverage']:.1%} [{m['gold_report_coverage_lo']:.1%}, {m['gold_report_coverage_hi']:.1%}]")
-        assert abstain[name]["gold `other` answered `other`"] == f"{m['gold_report_other_abstained']:.1%}"
-        assert abstain[name]["accuracy on kept"] == f"{m['gold_report_kept_accuracy']:.3f}"
-        assert tune[name]["in-scope items"] == f"{m['tune_n']:,.0f}"
-        assert tune[name]["macro-F1 (tuning)"] == f"{m['tune_macro_f1']:.3f}"
-        assert tune[name]["coverage (tuning)"] == f"{m['tune_coverage']:.1%}"
-        assert tune[name]["abstain threshold"] == f"{m['abstain_threshold']:.3f}"
-        assert listed[name]["train s"] == f"{m['train_seconds']:.1f}"
+            f"{m['report/coverage']:.1%} [{m['report/coverage_lo']:.1%}, {m['report/coverage_hi']:.1%}]")
+        assert abstain[name]["gold `other` answered `other`"] == f"{m['report/other_abstained']:.1%}"
+        assert abstain[name]["accuracy on kept"] == f"{m['report/kept_accuracy']:.3f}"
+        assert tune[name]["in-scope items"] == f"{m['tune/n']:,.0f}"
+        assert tune[name]["macro-F1 (tuning)"] == f"{m['tune/macro_f1']:.3f}"
+        assert tune[name]["coverage (tuning)"] == f"{m['tune/coverage']:.1%}"
+        assert tune[name]["abstain threshold"] == f"{m['calibration/abstain_threshold']:.3f}"
+        assert listed[name]["train s"] == f"{m['time/train_seconds']:.1f}"
         assert listed[name]["started"] == datetime.fromtimestamp(
             runs[kind]["start_time"] / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
         assert "`make train`" in listed[name]["reproduce"]
         # per gold file and source, with the fixture's two files and three sources
-        assert slices["file `dev`"][name] == f3(m, "gold_file_dev_macro_f1")
-        assert slices["file `outlets_2026-02`"][name] == f3(m, "gold_file_outlets_2026-02_macro_f1")
-        assert slices["source `outlet-a`"][name] == f3(m, "gold_source_outlet-a_macro_f1")
+        assert slices["file `dev`"][name] == f3(m, "gold_file/dev_macro_f1")
+        assert slices["file `outlets_2026-02`"][name] == f3(m, "gold_file/outlets_2026-02_macro_f1")
+        assert slices["source `outlet-a`"][name] == f3(m, "gold_source/outlet-a_macro_f1")
     assert set(slices) == {"file `dev`", "file `outlets_2026-02`", "source `fixture`", "source `outlet-a`",
                            "source `outlet-b`"}
     assert f"version {tfidf_version['version']}" in section(card, "Champion")

@@ -43,9 +43,9 @@ def test_weights_are_a_pooling_fitted_on_the_tune_part(ensemble, members):
     assert np.allclose(model.predict_raw(titles), pooled)
     # fitted on the tune part (off the training sources), with its own calibration and thresholds and every
     # kind's metric names
-    assert ensemble.metrics["train_rows"] == len(members["tune"]) > 0
-    assert ensemble.metrics["val_macro_f1"] > 0.8
-    assert model.calibration is not None and "gold_report_macro_f1" in ensemble.metrics
+    assert ensemble.metrics["data/train_rows"] == len(members["tune"]) > 0
+    assert ensemble.metrics["val/macro_f1"] > 0.8
+    assert model.calibration is not None and "report/macro_f1" in ensemble.metrics
     assert model.info["members"][0]["kind"] == "tfidf"
 
 

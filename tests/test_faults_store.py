@@ -19,13 +19,13 @@ OPEN_STORE = textwrap.dedent("""
     import os, sys, time
     from pathlib import Path
     from pipeline.cli import run
-    from pipeline import tracking
+    from pipeline import registry
 
     def main():
         while not Path(sys.argv[1]).exists():
             time.sleep(0.005)
-        tracking.latest_runs("headline-topics")
-        tracking.registered_versions()
+        registry.latest_runs("headline-topics")
+        registry.registered_versions()
         print("ok")
 
     run(main)

@@ -26,7 +26,7 @@ from pipeline.gold import (
     scored_topics,
     slices,
 )
-from pipeline.promote import paired, pick_candidate, should_replace, worse_sources
+from pipeline.promote import comparison_table, paired, pick_candidate, should_replace, worse_sources
 from pipeline.text import normalize_title
 
 
@@ -79,9 +79,9 @@ def test_gold_is_sliced_per_file_and_source_with_enough_items_per_topic():
             for i, (label, source, file) in enumerate([("crime", "a", "dev")] * 25 + [("sports", "b", "dev")] * 3
                                                       + [("business", "매경", "outlets")] * 21)]
     got = slices(gold)
-    assert list(got) == [REPORT, "gold_file_dev", "gold_file_outlets", "gold_source_a", "gold_source_b",
-                         "gold_source_매경"]
-    assert len(got[REPORT]) == 49 and len(got["gold_file_dev"]) == 28 and len(got["gold_source_b"]) == 3
+    assert list(got) == [REPORT, "gold_file/dev", "gold_file/outlets", "gold_source/a", "gold_source/b",
+                         "gold_source/매경"]
+    assert len(got[REPORT]) == 49 and len(got["gold_file/dev"]) == 28 and len(got["gold_source/b"]) == 3
     assert scored_topics([g["label"] for g in got[REPORT]]) == ("crime", "business")  # sports has 3 items
     assert scored_topics(["sports"] * 3) == ("politics", "crime", "sports", "business")  # none has 20: all
 
@@ -140,9 +140,9 @@ def version(name: str, truth: list[str], pred: list[str], per_second: float, cha
     from pipeline.gold import macro_f1_interval
 
     return {"name": "headline-topic", "version": "1", "run_id": name, "champion": champion,
-            "tags": {"model_kind": name, "gold_report_macro_f1": str(macro_f1_interval(truth, pred).value),
-                     "gold_report_items": items or items_digest(titles(len(truth))),
-                     "gold_report_truth": encode(truth), "gold_report_answers": encode(pred),
+            "tags": {"model_kind": name, "report/macro_f1": str(macro_f1_interval(truth, pred).value),
+                     "report/items": items or items_digest(titles(len(truth))),
+                     "report/truth": encode(truth), "report/answers": encode(pred),
                      "headlines_per_second": str(per_second), "model_bytes": "1000",
                      **encode_sources(sources or ["one"] * len(truth))}}
 
@@ -177,6 +177,20 @@ def test_versions_scored_on_other_items_are_not_paired():
     relabeled = version("tfidf", [TOPICS[(TOPICS.index(t) + 1) % 4] for t in truth], base, per_second=5000)
     assert paired(fresh, relabeled) is None  # same titles, other gold labels: not paired either
     assert paired(fresh, version("tfidf", truth, truth, per_second=5000)) is not None
+
+
+def test_a_version_tagged_before_metric_sections_is_not_comparable():
+    """A store's older versions carry gold_report_* tags: never the candidate, replaced as champion, and the
+    comparison table shows it without a figure rather than failing."""
+    truth, base = answers(200, 30)
+    fresh = version("kobert", truth, base, per_second=600)
+    old_tags = {k.replace("report/", "gold_report_"): v for k, v in version("tfidf", truth, truth, 9000)["tags"].items()}
+    old = {**fresh, "version": "2", "champion": True, "tags": old_tags}
+    assert pick_candidate([old, fresh]) == (fresh, old)
+    ok, why = should_replace(fresh, old)
+    assert ok and "pair" in why
+    assert worse_sources(old, fresh) == []
+    assert "nan" in comparison_table(fresh, old)
 
 
 def test_a_gain_on_all_gold_does_not_crown_a_model_worse_on_one_source():

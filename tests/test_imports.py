@@ -73,3 +73,23 @@ def test_label_does_not_import_the_interactive_review():
 
 def test_pipeline_has_no_import_circle():
     assert find_cycle(graph()) is None
+
+
+MLFLOW_MODULES = {"pipeline.tracking", "pipeline.registry", "pipeline.serving"}
+
+
+def imports_mlflow(path) -> bool:
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+            [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+        if any(n == "mlflow" or n.startswith("mlflow.") for n in names):
+            return True
+    return False
+
+
+def test_only_tracking_registry_and_serving_import_mlflow():
+    found = {module_name(p) for p in PACKAGE.rglob("*.py") if imports_mlflow(p)}
+    assert found == MLFLOW_MODULES
+    edges = graph()
+    assert "pipeline.registry" in edges["pipeline.promote"] and "pipeline.tracking" not in edges["pipeline.promote"]
+    assert "pipeline.serving" in edges["pipeline.score"] and "pipeline.tracking" not in edges["pipeline.serve"]

@@ -153,9 +153,9 @@ def test_offline_build_records_the_checkpoint_actually_used(tiny_run):
 
 def test_tiny_model_learns_and_reports_shared_metric_names(tiny_run):
     metrics = tiny_run["result"].metrics
-    assert {"val_macro_f1", "gold_report_macro_f1", "tune_f1_crime", "val_ece"} <= set(metrics)
-    assert metrics["val_macro_f1"] > 0.5  # four-class chance is ~0.25
-    assert tiny_run["model"].info["finetune_rows"] == 150 < metrics["train_rows"]
+    assert {"val/macro_f1", "report/macro_f1", "tune/f1_crime", "val/ece"} <= set(metrics)
+    assert metrics["val/macro_f1"] > 0.5  # four-class chance is ~0.25
+    assert tiny_run["model"].info["finetune_rows"] == 150 < metrics["data/train_rows"]
 
 
 def test_run_draws_per_epoch_curves_for_pretraining_and_fine_tuning(tiny_run):
@@ -164,10 +164,11 @@ def test_run_draws_per_epoch_curves_for_pretraining_and_fine_tuning(tiny_run):
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tiny_run['tmp']}/mlflow.db")
     run_id = tiny_run["model"].info["mlflow_run_id"]
     assert client.get_run(run_id).info.status == "FINISHED"
-    for name in ("pretrain_loss", "pretrain_eval_loss", "finetune_loss", "finetune_eval_loss", "finetune_eval_macro_f1"):
+    for name in ("epochs/pretrain_loss", "epochs/pretrain_eval_loss", "epochs/finetune_loss", "epochs/finetune_eval_loss",
+                 "epochs/finetune_eval_macro_f1"):
         steps = [m.step for m in client.get_metric_history(run_id, name)]
         assert steps and steps == sorted(steps) and steps[0] == 1, name
-    assert len(client.get_metric_history(run_id, "finetune_eval_macro_f1")) >= 2
+    assert len(client.get_metric_history(run_id, "epochs/finetune_eval_macro_f1")) >= 2
 
 
 def test_saved_kobert_predicts_through_the_cli_without_torch(tiny_run):

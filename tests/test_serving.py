@@ -144,7 +144,7 @@ def assert_same(got: list[dict], want: list[dict]) -> None:
 # --- the pyfunc in process: the function every door calls -----------------------------------------------------
 
 def test_pyfunc_takes_frames_lists_series_arrays_and_never_raises_on_a_bad_cell(champion):
-    from pipeline.tracking import answer_frame
+    from pipeline.serving import answer_frame
 
     model = champion["model"]
     want = expected(model, GOOD)

@@ -78,6 +78,6 @@ def test_tfidf_on_real_data_beats_floor_on_gold(real):
     cfg = load_config(TrainConfig, CONFIG_DIR / "train.yaml", {"audit_folds": 0})
     result = train(model, real["labeled"], real["gold"], cfg, real["tune"])
     # floors under the report part's bootstrap interval: catch a broken labeler or model, not noise
-    assert result.metrics["gold_report_macro_f1"] >= 0.88
-    assert result.metrics["gold_report_f1_crime"] >= 0.80
+    assert result.metrics["report/macro_f1"] >= 0.88
+    assert result.metrics["report/f1_crime"] >= 0.80
     assert predict_titles(model, ["[속보] 경찰, '은평 일본도 살인' 가해자 구속영장 신청"])[0]["label"] == "crime"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import REPO_ROOT, store
+from pipeline import REPO_ROOT, names, store
 from pipeline.cli import UserError
 from pipeline.io import sha256_file, write_csv
 from pipeline.label import LABELED_COLUMNS
@@ -135,10 +135,10 @@ def test_every_stage_defaults_to_configs_train_yaml(tmp_path, monkeypatch):
     assert seen == [where / "current"]
     # promote: one registered version and no champion, so it installs; the store and the copy are stand-ins
     version = {"version": "1", "run_id": "r1", "champion": False,
-               "tags": {"model_kind": "tfidf", promote.SCORE: "0.5", "gold_report_items": "i",
-                        "gold_report_truth": "p", "gold_report_answers": "p"}}
-    monkeypatch.setattr("pipeline.tracking.registered_versions", lambda: [version])
-    monkeypatch.setattr("pipeline.tracking.set_champion", lambda _version: None)
+               "tags": {names.KIND: "tfidf", names.SCORE: "0.5", names.REPORT_ITEMS: "i",
+                        names.REPORT_TRUTH: "p", names.REPORT_ANSWERS: "p"}}
+    monkeypatch.setattr("pipeline.registry.registered_versions", lambda: [version])
+    monkeypatch.setattr("pipeline.registry.set_champion", lambda _version: None)
     monkeypatch.setattr(promote, "models_lock", lambda models_dir: seen.append(models_dir) or contextlib.nullcontext())
     monkeypatch.setattr(promote, "install_default", lambda _run, _kind, models_dir: seen.append(models_dir) or where)
     assert "promoted tfidf v1" in promote.promote()

@@ -25,7 +25,7 @@ from pipeline.io import sha256_file
 from pipeline.text import TEXT_VERSION, model_text
 
 META_FILE = "model.json"
-# per-epoch curves a kind may report while it trains: log(metrics, step); pipeline.tracking provides one
+# per-epoch curves a kind may report while it trains: log(metrics, step); pipeline.tracking.log_epoch is one
 EpochLog = Callable[[dict[str, float], int], None]
 
 

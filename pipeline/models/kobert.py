@@ -49,6 +49,7 @@ from pipeline.cli import UserError
 from pipeline.config import KobertConfig
 from pipeline.models.base import NO_INPUTS, EpochLog, FitInputs, TopicModel
 from pipeline.models.onnx import GRAPH_FILE, OnnxRunner
+from pipeline.names import EPOCHS, metric
 
 SPIECE = "spiece.model"
 SPECIALS = ("[UNK]", "[PAD]", "[CLS]", "[SEP]", "[MASK]")  # ids 0..4, KoBERT's layout
@@ -98,13 +99,13 @@ def _log(message: str) -> None:
 
 
 class _Curves(TrainerCallback):
-    """Forwards the Trainer's per-epoch loss and evaluation metrics to the run's logger as `<phase>_<name>`."""
+    """Forwards the Trainer's per-epoch loss and evaluation metrics to the run's logger as `epochs/<phase>_<name>`."""
 
     def __init__(self, phase: str, log: EpochLog | None):
         self.phase, self.log = phase, log
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        values = {f"{self.phase}_{k}": float(v) for k, v in (logs or {}).items()
+        values = {metric(EPOCHS, f"{self.phase}_{k}"): float(v) for k, v in (logs or {}).items()
                   if k in ("loss", "eval_loss", "eval_macro_f1")}
         if values and self.log is not None:  # the Trainer prints them too
             self.log(values, round(state.epoch or 0))
