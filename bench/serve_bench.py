@@ -71,9 +71,11 @@ def free_port() -> int:
 
 def start_server(uri: str, port: int, workers: int, log: Path) -> subprocess.Popen:
     """`make serve` on the temporary store: pipeline.serve (MLflow's scoring app behind the request guard)."""
+    from pipeline.names import CHAMPION_URI
+
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "pipeline.serve", "--model", "models:/headline-topic@champion",
+        proc = subprocess.Popen([sys.executable, "-m", "pipeline.serve", "--model", CHAMPION_URI,
                                  "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)], env=env,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO)
     deadline = time.monotonic() + 180

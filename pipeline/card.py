@@ -23,6 +23,7 @@ from pipeline.io import atomic_path
 from pipeline.names import (
     ABSTAIN_THRESHOLD,
     CHECKPOINT,
+    EXPERIMENT,
     KIND,
     OTHER_THRESHOLD,
     REPORT,
@@ -38,7 +39,6 @@ from pipeline.names import (
 
 CARD = REPO_ROOT / "MODEL_CARD.md"
 BENCH = REPO_ROOT / "bench" / "results" / "predict.json"
-EXPERIMENT = "headline-topics"
 KIND_ORDER = ("tfidf", "kobert", "ensemble")
 MISSING = "—"
 

@@ -14,6 +14,7 @@ from pipeline import TOPICS
 from pipeline.cli import UserError, run
 from pipeline.names import (
     CHECKPOINT,
+    EXPERIMENT,
     KIND,
     REPORT,
     SCORE,
@@ -69,7 +70,7 @@ def main() -> None:
     from pipeline import registry
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--experiment", default="headline-topics")
+    parser.add_argument("--experiment", default=EXPERIMENT)
     args = parser.parse_args()
     runs = registry.latest_runs(args.experiment)
     if not runs:

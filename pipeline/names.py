@@ -68,6 +68,11 @@ TRAIN_ROWS, VAL_ROWS = metric(DATA, "train_rows"), metric(DATA, "val_rows")
 ABSTAIN_THRESHOLD = metric(CALIBRATION, "abstain_threshold")
 OTHER_THRESHOLD = metric(CALIBRATION, "other_threshold")
 
+EXPERIMENT = "headline-topics"  # the MLflow experiment every training run goes to (TrainConfig.experiment)
+MODEL_NAME = "headline-topic"  # one registered model: every kind's versions, told apart by the KIND tag
+CHAMPION = "champion"  # an alias of that one model, so exactly one version holds it
+CHAMPION_URI = f"models:/{MODEL_NAME}@{CHAMPION}"  # what serve and score answer with unless told otherwise
+
 # run and registered-version tags (pipeline.tracking, pipeline.registry write them; promote, compare, card read).
 # A version also carries its report, tune and slice metrics as tags under their metric names (report/macro_f1...).
 KIND = "model_kind"

@@ -11,10 +11,12 @@ import mlflow
 
 from pipeline.cli import UserError
 from pipeline.names import (
+    CHAMPION,
     CHECKPOINT,
     HEADLINES_PER_SECOND,
     KIND,
     MODEL_BYTES,
+    MODEL_NAME,
     REPORT,
     REPORT_ANSWERS,
     REPORT_ITEMS,
@@ -26,9 +28,6 @@ from pipeline.names import (
     speed,
 )
 from pipeline.tracking import tracking_uri, use_store
-
-MODEL_NAME = "headline-topic"  # one registered model: every kind's versions, told apart by the KIND tag
-CHAMPION = "champion"  # an alias of that one model, so exactly one version holds it
 
 
 def register(result, model_uri: str, model_dir: Path) -> None:

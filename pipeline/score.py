@@ -57,9 +57,9 @@ def input_format(path: str, requested: str = "auto") -> str:
 
 
 def default_model_uri() -> str:
-    from pipeline.registry import CHAMPION, MODEL_NAME
+    from pipeline.names import CHAMPION_URI
 
-    return f"models:/{MODEL_NAME}@{CHAMPION}"
+    return CHAMPION_URI
 
 
 def check_paths(source: str, dest: str, overwrite: bool) -> None:

@@ -34,6 +34,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from pipeline.cli import UserError, run
+from pipeline.names import CHAMPION_URI
 
 MAX_ROWS = 10_000  # rows per request: ~1 s of TF-IDF work; send more in several requests
 MAX_BYTES = 4 * 1024 * 1024  # 10,000 headlines of ~70 characters (twice the usual) as json.dumps writes them
@@ -276,7 +277,7 @@ def create_app() -> RequestGuard:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m pipeline.serve", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="models:/headline-topic@champion", help="MLflow model URI")
+    parser.add_argument("--model", default=CHAMPION_URI, help="MLflow model URI")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5001)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")

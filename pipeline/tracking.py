@@ -21,7 +21,18 @@ import pandas as pd  # noqa: E402
 
 from pipeline import REPO_ROOT, TOPICS  # noqa: E402
 from pipeline.cli import UserError  # noqa: E402
-from pipeline.names import CHECKPOINT, GOLD_FILE, GOLD_SOURCE, KIND, LABELS, REPORT, TRAIN_DATA, TUNE, metric  # noqa: E402
+from pipeline.names import (  # noqa: E402
+    CHECKPOINT,
+    EXPERIMENT,
+    GOLD_FILE,
+    GOLD_SOURCE,
+    KIND,
+    LABELS,
+    REPORT,
+    TRAIN_DATA,
+    TUNE,
+    metric,
+)
 
 # HeadlineTopicPyfunc: a version logged before pipeline.serving existed pickled its pyfunc as this module's
 from pipeline.serving import HeadlineTopicPyfunc, log_pyfunc  # noqa: E402, F401
@@ -364,7 +375,7 @@ def main() -> None:
     parser.add_argument("command", choices=["repair-store", "runs-url"],
                         help="repair-store: move a half-created store (no runs, no models in it) aside and create a "
                              "new one; runs-url: the UI's link to the experiment's training runs")
-    parser.add_argument("--experiment", default="headline-topics", help="runs-url: the experiment")
+    parser.add_argument("--experiment", default=EXPERIMENT, help="runs-url: the experiment")
     args = parser.parse_args()
     if args.command == "runs-url":
         use_store()
