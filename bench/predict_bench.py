@@ -40,7 +40,8 @@ def timed(cmd: list[str]) -> tuple[float, float]:
 
 
 def in_process(model_dir: str, titles: list[str]) -> dict[str, float]:
-    """Headlines/s of predict_proba once loaded (the lean path), and of the torch network where there is one."""
+    """Headlines/s of predict_proba once loaded (the numpy or ONNX path predict uses), and of the torch
+    network where there is one."""
     sys.path.insert(0, str(REPO))
     from pipeline.models import load_model
 
@@ -124,7 +125,7 @@ def bench(model_dir: str, lines_file: str, lines: int, titles: list[str]) -> dic
             f"(start-up included, peak RSS {peak:.0f} MiB) | " + " | ".join(f"{k} {v:,.0f}" for k, v in rates.items()))
     for path in ("torch", "scikit-learn"):
         if f"{path} in-process /s" in rates:
-            line += f" (lean {rates['in-process /s'] / rates[f'{path} in-process /s']:.1f}x {path})"
+            line += f" (predict path {rates['in-process /s'] / rates[f'{path} in-process /s']:.1f}x {path})"
     print(line, flush=True)
     meta = json.loads((Path(model_dir) / "model.json").read_text(encoding="utf-8"))
     return {"model": Path(model_dir).name, "kind": meta.get("kind"),
