@@ -49,8 +49,7 @@ lint: venv ## ruff over the code and tests
 repair-store: venv ## repair a half-created mlflow.db (an empty one is moved aside and created anew)
 	MLFLOW_TRACKING_URI=$(MLFLOW_TRACKING_URI) $(PY) -m pipeline.tracking repair-store
 ui: venv ## open the MLflow UI on the project store (http://127.0.0.1:5000)
-	@echo "training runs: $$(MLFLOW_TRACKING_URI=$(MLFLOW_TRACKING_URI) $(PY) -m pipeline.tracking runs-url)"
-	$(PY) -m mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port 5000
+	@echo "training runs: $$(MLFLOW_TRACKING_URI=$(MLFLOW_TRACKING_URI) $(PY) -m pipeline.tracking runs-url)" && $(PY) -m mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port 5000
 bench: venv ## time predict per saved model (cold headline, --input, in process, peak memory) -> bench/results/
 	$(PY) bench/predict_bench.py
 serve: venv ## serve the champion with MLflow's scoring server, bounded, on http://127.0.0.1:$(PORT) (make serve PORT=5001)
