@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import LABELS, TOPICS
+from pipeline import BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED, LABELS, TOPICS
 from pipeline.cli import UserError
 from pipeline.config import DataConfig
 from pipeline.io import read_csv_numbered
@@ -25,8 +25,6 @@ from pipeline.names import GOLD_FILE, GOLD_SOURCE, REPORT, REPORT_SOURCE_NAMES, 
 from pipeline.text import normalize_title
 
 FIT = "fit"  # the annotations' two parts: TUNE (pipeline.names, a split too) and FIT
-BOOTSTRAP_SAMPLES = 2000
-BOOTSTRAP_SEED = 20261129  # fixed: the same items are resampled for every run, so intervals compare
 MIN_TOPIC_ITEMS = 20  # a slice's macro-F1 averages the topics it has at least this many items of
 # One letter per label, so a run's gold answers fit in one registry tag (promote pairs runs from tags).
 CODES = {label: label[0] for label in LABELS}

@@ -19,7 +19,7 @@ SLICE_KINDS = (GOLD_FILE, GOLD_SOURCE)
 # the other sections of a run's metrics
 CALIBRATION = "calibration"  # calibration/ece_<method>, calibration/abstain_threshold, calibration/other_threshold
 AUDIT = "audit"  # audit/issues_<label>, audit/issues_total
-LABELS = "labels"  # labels/<rule>: training rows each labeling rule labeled
+RULE_COUNTS = "labels"  # labels/<rule>: training rows each labeling rule labeled
 TIME = "time"  # time/<phase>_seconds, time/<split>_headlines_per_second
 DATA = "data"  # data/train_rows, data/val_rows
 EPOCHS = "epochs"  # per-epoch curves a kind logs while it trains: epochs/<phase>_<name>, against step

@@ -40,7 +40,7 @@ if __package__ in (None, ""):  # run as a file by spark-submit: make `pipeline` 
 from pipeline import TOPICS  # noqa: E402
 from pipeline.cli import UserError, run  # noqa: E402
 
-FORMATS = ("auto", "csv", "parquet", "json", "text")
+INPUT_FORMATS = ("auto", "csv", "parquet", "json", "text")
 SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "json", ".ndjson": "json",
             ".json": "json"}
 ROW_KEY = "row_id"
@@ -176,7 +176,7 @@ def main() -> None:
     parser.add_argument("output", help="Parquet folder to write")
     parser.add_argument("--model", metavar="URI", help="MLflow model URI (default: the registered champion)")
     parser.add_argument("--master", help="Spark master (default: spark-submit's, else local[*])")
-    parser.add_argument("--format", choices=FORMATS, default="auto", help="input format (default: by extension)")
+    parser.add_argument("--format", choices=INPUT_FORMATS, default="auto", help="input format (default: by extension)")
     parser.add_argument("--title-column", default="title", help="column holding the headline (default: title)")
     parser.add_argument("--key", metavar="COL", help=f"input column that orders the rows (default: new {ROW_KEY})")
     parser.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")

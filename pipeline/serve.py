@@ -43,7 +43,7 @@ IN_FLIGHT = 2  # requests a worker reads and answers at once; two keep the CPU b
 MODEL_PATH_ENV = "HEADLINE_SERVE_MODEL_PATH"  # the downloaded model, for each uvicorn worker to load
 LIMIT_ENV = {"max_rows": "HEADLINE_SERVE_MAX_ROWS", "max_bytes": "HEADLINE_SERVE_MAX_BYTES",
              "in_flight": "HEADLINE_SERVE_IN_FLIGHT"}
-FORMATS = ("inputs", "instances", "dataframe_split", "dataframe_records")
+REQUEST_FORMATS = ("inputs", "instances", "dataframe_split", "dataframe_records")
 JSON, CSV, PARQUET = "application/json", "text/csv", "application/vnd.apache.parquet"
 
 Receive = Callable[[], Awaitable[dict]]
@@ -110,10 +110,11 @@ def json_cells(body: bytes) -> list:
         raise _bad(f"the body is not UTF-8 (byte 0x{body[err.start]:02x} at offset {err.start})") from None
     except ValueError as err:
         raise _bad(f"the body is not valid JSON ({err})") from None
-    keys = [key for key in FORMATS if isinstance(payload, dict) and key in payload]
+    keys = [key for key in REQUEST_FORMATS if isinstance(payload, dict) and key in payload]
     if len(keys) != 1:
         found = ", ".join(payload) if isinstance(payload, dict) else type(payload).__name__
-        raise _bad(f"a request is a JSON object with exactly one of {', '.join(FORMATS)} (got: {found or 'none'})")
+        raise _bad(f"a request is a JSON object with exactly one of {', '.join(REQUEST_FORMATS)} "
+                   f"(got: {found or 'none'})")
     value = payload[keys[0]]
     if keys[0] == "dataframe_split":
         return _split_cells(value)

@@ -31,8 +31,8 @@ from pipeline.cli import UserError
 
 VERSIONS = ".versions"  # <models_dir>/.versions/<name>-<time>-<random>: the directories links point at
 LOCK = ".lock"
-CHAMPION = "champion"
-CURRENT = "current"
+CHAMPION_NAME = "champion"  # the entries of a models directory (the registry's alias is names.CHAMPION)
+CURRENT_NAME = "current"
 
 
 def kind_dir(models_dir: Path, kind: str) -> Path:
@@ -42,12 +42,12 @@ def kind_dir(models_dir: Path, kind: str) -> Path:
 
 def champion_dir(models_dir: Path) -> Path:
     """The champion's copy: <models_dir>/champion."""
-    return models_dir / CHAMPION
+    return models_dir / CHAMPION_NAME
 
 
 def current_link(models_dir: Path) -> Path:
     """The default model: <models_dir>/current (a link to champion)."""
-    return models_dir / CURRENT
+    return models_dir / CURRENT_NAME
 
 
 def configured_models_dir(config_path: Path | str | None = None) -> Path:

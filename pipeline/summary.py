@@ -27,14 +27,12 @@ from typing import Any
 
 import numpy as np
 
-from pipeline import OTHER, TOPICS
+from pipeline import BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED, OTHER, TOPICS
 
 LOW_CUT = 0.5  # calibrated confidence below it: the model expects to be wrong more often than right
 EDGES = (LOW_CUT, 0.7, 0.9)  # confidence bins [0, .5) [.5, .7) [.7, .9) [.9, 1]: the first is the low share
 Z_SHOWN = 1.959963984540054  # 95% intervals in the table
 Z_TEST = 2.5758293035489004  # 99% intervals behind a warning (used one-sided: 0.5% per signal)
-BOOTSTRAP_SAMPLES = 2000
-BOOTSTRAP_SEED = 20261129  # fixed, like pipeline.gold's: the same model always gets the same reference
 # The signals a warning may fire on, and the side that worries: +1 when the batch is higher than gold.
 WARN_SIDE = {"low": +1, "abstain": +1, "mean_confidence": -1}
 

@@ -27,8 +27,8 @@ from pipeline.names import (  # noqa: E402
     GOLD_FILE,
     GOLD_SOURCE,
     KIND,
-    LABELS,
     REPORT,
+    RULE_COUNTS,
     TRAIN_DATA,
     TUNE,
     metric,
@@ -319,7 +319,7 @@ def log_result(result, model_dir: Path) -> str:
     mlflow.set_tags({TRAIN_DATA: result.data_info["train_data_sha256"],
                      CHECKPOINT: str(result.model.info.get("checkpoint", "none"))})
     mlflow.log_metrics(result.metrics)
-    mlflow.log_metrics({metric(LABELS, re.sub(r"[^\w.\- ]", "_", rule)): float(n)
+    mlflow.log_metrics({metric(RULE_COUNTS, re.sub(r"[^\w.\- ]", "_", rule)): float(n)
                         for rule, n in result.label_counts.items()})
     mlflow.log_dict(result.label_counts, "labels/rule_counts.json")
     if result.function_stats:
