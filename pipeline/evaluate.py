@@ -53,10 +53,11 @@ def evaluate(titles: Sequence[str], labels: Sequence[str], proba: np.ndarray, mo
     Topic metrics use the forced topic (best of the four), so runs with and without abstaining compare;
     abstain metrics use the real answer (`other` when the model abstains). `other` items counted apart.
     """
-    pre = key_prefix(prefix)
     from sklearn.metrics import confusion_matrix
 
     from pipeline.calibration import answer_labels, expected_calibration_error, reliability
+
+    pre = key_prefix(prefix)
 
     forced = answer_labels(proba, model_labels, threshold, abstain=False)
     answered = answer_labels(proba, model_labels, threshold, True, other_threshold)

@@ -273,6 +273,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.titles and args.input is not None:
         raise UserError("give headlines or --input PATH, not both")
+    if args.model and args.config:  # --config only says where the default model is: with --model it would be ignored
+        raise UserError("give --model DIR or --config PATH (whose models_dir holds the default model), not both")
     if not args.titles and args.input is None:
         raise UserError("give one or more headlines, or --input PATH")
     if args.summary is not None and args.input is None:

@@ -230,6 +230,7 @@ def test_abstain_and_calibration_metrics_logged(run_env):
     (["--input", "/no/such/file.txt"], "error: cannot read input file"),
     ([], "error: give one or more headlines, or --input PATH"),
     (["경찰 체포", "--input", "-"], "error: give headlines or --input PATH, not both"),
+    (["--model", "models/tfidf", "--config", "configs/train.yaml", "경찰 체포"], "error: give --model DIR or --config"),
 ])
 def test_predict_cli_errors_are_one_line(run_env, args, message):
     proc = subprocess.run([sys.executable, "-m", "pipeline.predict", *args], cwd=REPO_ROOT, capture_output=True,
